@@ -1,0 +1,4 @@
+"""Students' dataset pages."""
+
+app_name = "datasets"
+urlpatterns: list = []

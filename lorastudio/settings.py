@@ -1,0 +1,201 @@
+"""LoRA Studio settings: everything comes from the environment (a .env file is allowed)."""
+
+import os
+import secrets
+import socket
+from pathlib import Path
+
+from django.core.exceptions import ImproperlyConfigured
+
+from lorastudio.envconfig import (
+    env_bool,
+    env_float,
+    env_int,
+    env_list,
+    env_path,
+    env_str,
+    load_dotenv,
+    parse_database_url,
+)
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+load_dotenv(Path(os.environ.get("LORASTUDIO_ENV_FILE", BASE_DIR / ".env")))
+
+# --- Core -----------------------------------------------------------------------------------
+DEBUG = env_bool("DEBUG", False)
+SECRET_KEY = env_str("SECRET_KEY")
+if not SECRET_KEY:
+    if not DEBUG:
+        raise ImproperlyConfigured(
+            "SECRET_KEY must be set when DEBUG is off (make run writes one into .env)."
+        )
+    # Debug only: a per-process random key, so nothing guessable is ever built in.
+    SECRET_KEY = secrets.token_urlsafe(50)
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"])
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
+
+INSTALLED_APPS = [
+    "daphne",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django.contrib.humanize",
+    "channels",
+    "django_q",
+    "simple_history",
+    "datasets",
+    "training",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "simple_history.middleware.HistoryRequestMiddleware",
+    "lorastudio.middleware.StaffOnlyAdminMiddleware",
+]
+
+ROOT_URLCONF = "lorastudio.urls"
+WSGI_APPLICATION = None
+ASGI_APPLICATION = "lorastudio.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- Database -------------------------------------------------------------------------------
+DATA_DIR = env_path("LORASTUDIO_DATA_DIR", BASE_DIR / "data")
+DATABASE_URL = env_str("DATABASE_URL") or f"sqlite:///{DATA_DIR / 'lorastudio.sqlite3'}"
+DATABASES = {"default": parse_database_url("DATABASE_URL", DATABASE_URL)}
+if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
+    # The embedded default must work on a fresh clone: make the file's folder.
+    Path(DATABASES["default"]["NAME"]).parent.mkdir(parents=True, exist_ok=True)
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Auth -----------------------------------------------------------------------------------
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "home"
+LOGOUT_REDIRECT_URL = "login"
+
+# --- Internationalisation -------------------------------------------------------------------
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = env_str("TIME_ZONE", "UTC")
+USE_I18N = True
+USE_TZ = True
+
+# --- Static and media -----------------------------------------------------------------------
+STATIC_URL = "static/"
+STATIC_ROOT = DATA_DIR / "static"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+WHITENOISE_USE_FINDERS = True
+WHITENOISE_AUTOREFRESH = DEBUG
+# Media (dataset images, thumbnails, LoRA files, samples) are served only through views that
+# check ownership; there is deliberately no public MEDIA_URL route.
+MEDIA_ROOT = env_path("LORASTUDIO_MEDIA_DIR", DATA_DIR / "media")
+MEDIA_URL = "/media/"
+LORASTUDIO_WORK_DIR = env_path("LORASTUDIO_WORK_DIR", DATA_DIR / "work")
+
+# --- Uploads and dataset limits -------------------------------------------------------------
+LORASTUDIO_MAX_UPLOAD_MB = env_int("LORASTUDIO_MAX_UPLOAD_MB", 50, minimum=1)
+LORASTUDIO_MAX_ZIP_MB = env_int("LORASTUDIO_MAX_ZIP_MB", 2048, minimum=1)
+LORASTUDIO_MAX_IMAGES_PER_DATASET = env_int("LORASTUDIO_MAX_IMAGES_PER_DATASET", 5000, minimum=1)
+LORASTUDIO_MAX_IMAGE_PIXELS = env_int("LORASTUDIO_MAX_IMAGE_PIXELS", 100_000_000, minimum=1)
+DATA_UPLOAD_MAX_NUMBER_FILES = env_int("LORASTUDIO_MAX_FILES_PER_UPLOAD", 500, minimum=1)
+FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
+DATA_UPLOAD_MAX_NUMBER_FIELDS = 20000
+
+# --- This machine as a training node --------------------------------------------------------
+LORASTUDIO_NODE = env_str("LORASTUDIO_NODE") or socket.gethostname().split(".")[0]
+LORASTUDIO_GPU_BACKEND = env_str("LORASTUDIO_GPU_BACKEND", "nvml")
+if LORASTUDIO_GPU_BACKEND not in ("nvml", "fake"):
+    raise ImproperlyConfigured(
+        f"LORASTUDIO_GPU_BACKEND must be nvml or fake, not {LORASTUDIO_GPU_BACKEND!r}"
+    )
+# Fake GPUs for tests and the CPU demo, e.g. "24576:RTX 4090,8192" (total MiB[:name] each).
+LORASTUDIO_FAKE_GPUS = env_str("LORASTUDIO_FAKE_GPUS", "")
+LORASTUDIO_HEARTBEAT_SECONDS = env_float("LORASTUDIO_HEARTBEAT_SECONDS", 5.0)
+LORASTUDIO_STALE_AFTER_SECONDS = env_int("LORASTUDIO_STALE_AFTER_SECONDS", 30, minimum=2)
+LORASTUDIO_MAX_RUN_SECONDS = env_int("LORASTUDIO_MAX_RUN_SECONDS", 72 * 3600, minimum=60)
+LORASTUDIO_NODE_WORKERS = env_int("LORASTUDIO_NODE_WORKERS", 2, minimum=1)
+
+# --- Redis, queue and channel layer ---------------------------------------------------------
+REDIS_URL = env_str("REDIS_URL")
+
+Q_CLUSTER = {
+    # Shared by every process (tasks are signed with it); the queue is chosen per node below.
+    "name": "lorastudio",
+    "cluster_name": LORASTUDIO_NODE,
+    "workers": LORASTUDIO_NODE_WORKERS,
+    "recycle": 50,
+    # A training run may take days: timeout above the longest run, retry above timeout and
+    # a single attempt, so that the broker never silently starts a run twice.
+    "timeout": LORASTUDIO_MAX_RUN_SECONDS,
+    "retry": LORASTUDIO_MAX_RUN_SECONDS + 3600,
+    "max_attempts": 1,
+    "ack_failures": True,
+    "catch_up": False,
+    "save_limit": 1000,
+    "label": "Task queue",
+    "sync": env_bool("LORASTUDIO_Q_SYNC", False),
+    "ALT_CLUSTERS": {},
+}
+if REDIS_URL:
+    Q_CLUSTER["redis"] = REDIS_URL
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {"hosts": [REDIS_URL]},
+        }
+    }
+else:
+    Q_CLUSTER["orm"] = "default"
+    Q_CLUSTER["poll"] = env_float("LORASTUDIO_Q_POLL", 0.05)
+    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+
+# --- Security -------------------------------------------------------------------------------
+SESSION_COOKIE_HTTPONLY = True
+CSRF_COOKIE_HTTPONLY = False
+X_FRAME_OPTIONS = "DENY"
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+if env_bool("LORASTUDIO_HTTPS", False):
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+    SECURE_SSL_REDIRECT = env_bool("LORASTUDIO_SSL_REDIRECT", True)
+    SECURE_HSTS_SECONDS = env_int("LORASTUDIO_HSTS_SECONDS", 0, minimum=0)
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+
+# --- Logging --------------------------------------------------------------------------------
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
+    "loggers": {"django_q": {"level": env_str("Q_LOG_LEVEL", "WARNING")}},
+}

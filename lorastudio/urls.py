@@ -1,0 +1,30 @@
+"""URL routes: students' pages, staff admin, accounts."""
+
+from django.contrib import admin
+from django.contrib.auth import views as auth_views
+from django.urls import include, path
+
+from lorastudio import views
+
+admin.site.site_header = "LoRA Studio administration"
+admin.site.site_title = "LoRA Studio admin"
+admin.site.index_title = "Lab administration"
+
+urlpatterns = [
+    path("", views.home, name="home"),
+    path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
+    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path(
+        "accounts/password/",
+        auth_views.PasswordChangeView.as_view(),
+        name="password_change",
+    ),
+    path(
+        "accounts/password/done/",
+        auth_views.PasswordChangeDoneView.as_view(),
+        name="password_change_done",
+    ),
+    path("datasets/", include("datasets.urls")),
+    path("", include("training.urls")),
+    path("admin/", admin.site.urls),
+]

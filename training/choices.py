@@ -1,0 +1,95 @@
+"""Choices and constants shared across the training app."""
+
+from django.db import models
+
+
+class Architecture(models.TextChoices):
+    SD15 = "sd15", "Stable Diffusion 1.5"
+    SDXL = "sdxl", "SDXL"
+    SD35_MEDIUM = "sd35_medium", "Stable Diffusion 3.5 Medium"
+    SD35_LARGE = "sd35_large", "Stable Diffusion 3.5 Large"
+    FLUX1_DEV = "flux1_dev", "FLUX.1 dev"
+    FLUX1_SCHNELL = "flux1_schnell", "FLUX.1 schnell"
+    DEMO = "demo", "Demo (CPU, built-in toy model)"
+
+
+# Model files each architecture needs besides the checkpoint (SDSCRIPTS.md).
+REQUIRED_MODEL_FILES = {
+    Architecture.SD15: ("checkpoint",),
+    Architecture.SDXL: ("checkpoint",),
+    Architecture.SD35_MEDIUM: ("checkpoint", "clip_l", "clip_g", "t5xxl"),
+    Architecture.SD35_LARGE: ("checkpoint", "clip_l", "clip_g", "t5xxl"),
+    Architecture.FLUX1_DEV: ("checkpoint", "clip_l", "t5xxl", "ae"),
+    Architecture.FLUX1_SCHNELL: ("checkpoint", "clip_l", "t5xxl", "ae"),
+    Architecture.DEMO: (),
+}
+
+
+class RunStatus(models.TextChoices):
+    DRAFT = "draft", "Draft"
+    PENDING_APPROVAL = "pending_approval", "Pending approval"
+    QUEUED = "queued", "Queued"
+    ASSIGNED = "assigned", "Assigned"
+    PREPARING = "preparing", "Preparing"
+    RUNNING = "running", "Running"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+class FailureReason(models.TextChoices):
+    OOM = "oom", "Out of GPU memory"
+    TRAINER_ERROR = "trainer_error", "Trainer error"
+    CONFIG = "config", "Configuration error"
+    MISSING_FILES = "missing_files", "Missing model or dataset files"
+    WORKER_LOST = "worker_lost", "Worker lost"
+    NODE_OFFLINE = "node_offline", "Node offline"
+    DISK_FULL = "disk_full", "Disk full"
+
+
+# A run holding (or about to hold) a GPU.
+ON_GPU = (RunStatus.ASSIGNED, RunStatus.PREPARING, RunStatus.RUNNING)
+# Not finished yet.
+ACTIVE = (
+    RunStatus.DRAFT,
+    RunStatus.PENDING_APPROVAL,
+    RunStatus.QUEUED,
+    *ON_GPU,
+)
+TERMINAL = (RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED)
+
+# The run life cycle (DESIGN.md): every move `lifecycle.transition` accepts.
+ALLOWED_TRANSITIONS: dict[str, frozenset[str]] = {
+    RunStatus.DRAFT: frozenset({RunStatus.PENDING_APPROVAL, RunStatus.QUEUED, RunStatus.CANCELLED}),
+    RunStatus.PENDING_APPROVAL: frozenset({RunStatus.QUEUED, RunStatus.CANCELLED}),
+    RunStatus.QUEUED: frozenset(
+        {RunStatus.ASSIGNED, RunStatus.PENDING_APPROVAL, RunStatus.CANCELLED, RunStatus.FAILED}
+    ),
+    RunStatus.ASSIGNED: frozenset(
+        {RunStatus.PREPARING, RunStatus.QUEUED, RunStatus.CANCELLED, RunStatus.FAILED}
+    ),
+    RunStatus.PREPARING: frozenset(
+        {RunStatus.RUNNING, RunStatus.QUEUED, RunStatus.CANCELLED, RunStatus.FAILED}
+    ),
+    RunStatus.RUNNING: frozenset({RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED}),
+    RunStatus.SUCCEEDED: frozenset(),
+    RunStatus.FAILED: frozenset(),
+    RunStatus.CANCELLED: frozenset(),
+}
+
+
+class ComfyUnloadMode(models.TextChoices):
+    NONE = "none", "Do not ask ComfyUI to free memory"
+    FREE = "free", "Unload models and free memory before training"
+
+
+class ArtifactKind(models.TextChoices):
+    EPOCH = "epoch", "Epoch checkpoint"
+    STEP = "step", "Step checkpoint"
+    FINAL = "final", "Final LoRA"
+
+
+class EventKind(models.TextChoices):
+    STATUS = "status", "Status change"
+    ACTION = "action", "Staff action"
+    NOTE = "note", "Note"

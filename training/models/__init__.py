@@ -1,0 +1,18 @@
+"""The training app's models, one module per concern."""
+
+from training.models.artifacts import LoraArtifact, SampleImage
+from training.models.catalog import BaseModel, Preset
+from training.models.nodes import GPU, GPUNode
+from training.models.runs import RunEvent, RunLog, TrainingRun
+
+__all__ = [
+    "GPU",
+    "BaseModel",
+    "GPUNode",
+    "LoraArtifact",
+    "Preset",
+    "RunEvent",
+    "RunLog",
+    "SampleImage",
+    "TrainingRun",
+]

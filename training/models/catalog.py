@@ -1,0 +1,109 @@
+"""Base models and presets: what staff offer students to train on."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from django.core.exceptions import ValidationError
+from django.db import models
+from simple_history.models import HistoricalRecords
+
+from training.choices import REQUIRED_MODEL_FILES, Architecture
+
+MODEL_FILE_FIELDS = ("checkpoint", "clip_l", "clip_g", "t5xxl", "ae", "vae")
+
+
+class BaseModel(models.Model):
+    """A checkpoint (and the encoders its architecture needs) that runs start from."""
+
+    name = models.CharField(max_length=100, unique=True)
+    architecture = models.CharField(max_length=20, choices=Architecture.choices)
+    checkpoint = models.CharField(
+        max_length=500, blank=True, help_text="Relative to a node's models root unless absolute."
+    )
+    clip_l = models.CharField(max_length=500, blank=True, verbose_name="CLIP-L")
+    clip_g = models.CharField(max_length=500, blank=True, verbose_name="CLIP-G")
+    t5xxl = models.CharField(max_length=500, blank=True, verbose_name="T5-XXL")
+    ae = models.CharField(max_length=500, blank=True, verbose_name="FLUX autoencoder")
+    vae = models.CharField(max_length=500, blank=True, verbose_name="VAE (optional)")
+    enabled = models.BooleanField(default=True)
+    notes = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    history = HistoricalRecords(excluded_fields=["updated_at"])
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name = "base model"
+
+    def __str__(self) -> str:
+        return self.name
+
+    def clean(self) -> None:
+        missing = {
+            field: "This architecture needs this file."
+            for field in REQUIRED_MODEL_FILES.get(self.architecture, ())
+            if not getattr(self, field).strip()
+        }
+        if missing:
+            raise ValidationError(missing)
+
+    def model_files(self, models_root: str = "") -> dict[str, str]:
+        """The model files this architecture uses, resolved against `models_root`."""
+        files = {}
+        for field in MODEL_FILE_FIELDS:
+            value = getattr(self, field).strip()
+            if value:
+                path = Path(value)
+                if not path.is_absolute() and models_root:
+                    path = Path(models_root) / path
+                files[field] = str(path)
+        return files
+
+
+class Preset(models.Model):
+    """A staff-curated parameter set for one architecture."""
+
+    name = models.CharField(max_length=100, unique=True)
+    architecture = models.CharField(max_length=20, choices=Architecture.choices)
+    description = models.TextField(blank=True)
+    values = models.JSONField(
+        default=dict, blank=True, help_text="sd-scripts option names and their values."
+    )
+    locked = models.JSONField(
+        default=list, blank=True, help_text="Option names students cannot change."
+    )
+    bounds = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text='Narrower bounds for students, e.g. {"network_dim": {"min": 4, "max": 64}}.',
+    )
+    enabled = models.BooleanField(default=True)
+    sort_order = models.PositiveSmallIntegerField(default=100)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    history = HistoricalRecords(excluded_fields=["updated_at"])
+
+    class Meta:
+        ordering = ["sort_order", "name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def clean(self) -> None:
+        errors = {}
+        if not isinstance(self.values, dict):
+            errors["values"] = "Must be a JSON object of option names and values."
+        if not isinstance(self.locked, list) or not all(isinstance(x, str) for x in self.locked):
+            errors["locked"] = "Must be a JSON list of option names."
+        if not isinstance(self.bounds, dict):
+            errors["bounds"] = "Must be a JSON object of option names and bounds."
+        if errors:
+            raise ValidationError(errors)
+
+    @property
+    def student_rules(self) -> dict:
+        """The locks and narrowed bounds `params.validate_params` applies to students."""
+        return {"locked": list(self.locked or []), "bounds": dict(self.bounds or {})}

@@ -1,0 +1,119 @@
+"""GPU machines and their GPUs, as the node agent last saw them."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.conf import settings
+from django.core.validators import RegexValidator
+from django.db import models
+from django.utils import timezone
+from simple_history.models import HistoricalRecords
+
+from training.choices import ComfyUnloadMode
+
+node_name_validator = RegexValidator(
+    r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$",
+    "Use letters, digits, '.', '_' or '-' (it is also the node's queue name).",
+)
+
+
+class GPUNodeQuerySet(models.QuerySet):
+    def online(self) -> GPUNodeQuerySet:
+        """Enabled nodes whose agent reported within the stale limit."""
+        cutoff = timezone.now() - timedelta(seconds=settings.LORASTUDIO_STALE_AFTER_SECONDS)
+        return self.filter(enabled=True, last_heartbeat__gte=cutoff)
+
+
+class GPUNode(models.Model):
+    """A machine that trains: its django-q2 cluster has the same name."""
+
+    name = models.CharField(max_length=63, unique=True, validators=[node_name_validator])
+    enabled = models.BooleanField(default=True)
+    models_root = models.CharField(
+        max_length=500, blank=True, help_text="Base folder for relative model paths."
+    )
+    sdscripts_dir = models.CharField(max_length=500, blank=True, verbose_name="sd-scripts folder")
+    sdscripts_python = models.CharField(
+        max_length=500, blank=True, verbose_name="sd-scripts Python", help_text="Its venv's python."
+    )
+    sdscripts_version = models.CharField(max_length=100, blank=True, editable=False)
+    work_dir = models.CharField(
+        max_length=500, blank=True, help_text="Where runs are prepared; default: the data dir."
+    )
+    lora_dir = models.CharField(
+        max_length=500,
+        blank=True,
+        verbose_name="LoRA publish folder",
+        help_text="Finished LoRAs are copied here, e.g. SwarmUI's Models/Lora.",
+    )
+    comfyui_url = models.URLField(blank=True, verbose_name="ComfyUI URL")
+    comfyui_unload = models.CharField(
+        max_length=10,
+        choices=ComfyUnloadMode.choices,
+        default=ComfyUnloadMode.FREE,
+        verbose_name="ComfyUI unload mode",
+    )
+    swarmui_url = models.URLField(blank=True, verbose_name="SwarmUI URL")
+    last_heartbeat = models.DateTimeField(null=True, blank=True, editable=False)
+    status_message = models.CharField(max_length=300, blank=True, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    history = HistoricalRecords(
+        excluded_fields=["last_heartbeat", "status_message", "updated_at", "sdscripts_version"]
+    )
+    objects = GPUNodeQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name = "GPU node"
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def is_online(self) -> bool:
+        """Whether the node agent reported recently."""
+        if not self.enabled or self.last_heartbeat is None:
+            return False
+        age = (timezone.now() - self.last_heartbeat).total_seconds()
+        return age <= settings.LORASTUDIO_STALE_AFTER_SECONDS
+
+
+class GPU(models.Model):
+    """One GPU of a node, with the memory NVML last reported."""
+
+    node = models.ForeignKey(GPUNode, on_delete=models.CASCADE, related_name="gpus")
+    index = models.PositiveSmallIntegerField()
+    uuid = models.CharField(max_length=100, blank=True)
+    name = models.CharField(max_length=100, blank=True)
+    enabled = models.BooleanField(default=True, help_text="Untick to keep runs off this GPU.")
+    total_mib = models.PositiveIntegerField(default=0)
+    free_mib = models.PositiveIntegerField(default=0)
+    used_mib = models.PositiveIntegerField(default=0)
+    used_by_others_mib = models.PositiveIntegerField(
+        default=0, help_text="Memory held by processes that are not our trainer."
+    )
+    reclaimable_mib = models.PositiveIntegerField(
+        default=0, help_text="Memory ComfyUI/SwarmUI would give back when asked."
+    )
+    utilization_pct = models.PositiveSmallIntegerField(null=True, blank=True)
+    temperature_c = models.PositiveSmallIntegerField(null=True, blank=True)
+    power_w = models.PositiveIntegerField(null=True, blank=True)
+    updated_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["node__name", "index"]
+        verbose_name = "GPU"
+        constraints = [
+            models.UniqueConstraint(fields=["node", "index"], name="gpu_unique_index_per_node")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.node.name} GPU {self.index}" + (f" ({self.name})" if self.name else "")
+
+    @property
+    def available_mib(self) -> int:
+        """Free memory plus what ComfyUI/SwarmUI would give back."""
+        return self.free_mib + self.reclaimable_mib

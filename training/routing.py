@@ -1,0 +1,3 @@
+"""Websocket routes (the consumers come with the live pages)."""
+
+websocket_urlpatterns: list = []

@@ -1,0 +1,4 @@
+"""Students' training pages."""
+
+app_name = "training"
+urlpatterns: list = []
