@@ -89,6 +89,10 @@ DATABASES = {"default": parse_database_url("DATABASE_URL", DATABASE_URL)}
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     # The embedded default must work on a fresh clone: make the file's folder.
     Path(DATABASES["default"]["NAME"]).parent.mkdir(parents=True, exist_ok=True)
+    # A file, not memory: integration tests share the test database with real workers.
+    DATABASES["default"]["TEST"] = {
+        "NAME": env_str("LORASTUDIO_TEST_DB") or str(DATA_DIR / "test.sqlite3")
+    }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Auth -----------------------------------------------------------------------------------
