@@ -46,6 +46,7 @@ INSTALLED_APPS = [
     "channels",
     "django_q",
     "simple_history",
+    "lorastudio",
     "datasets",
     "training",
 ]

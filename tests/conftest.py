@@ -1,17 +1,8 @@
 """Shared fixtures: personas (healthchecks' alice/bob/charlie) and isolated file storage."""
 
-import os
-import tempfile
+import pytest
 
-# Test settings come from the environment, before Django configures itself.
-os.environ.setdefault("DEBUG", "False")
-os.environ.setdefault("SECRET_KEY", "tests-only-secret-key-not-used-anywhere-else-0123456789")
-os.environ.setdefault("LORASTUDIO_GPU_BACKEND", "fake")
-os.environ.setdefault("LORASTUDIO_DATA_DIR", tempfile.mkdtemp(prefix="lorastudio-tests-"))
-
-import pytest  # noqa: E402
-
-from tests.factories import make_user  # noqa: E402
+from tests.factories import make_user
 
 
 @pytest.fixture(autouse=True)
