@@ -77,3 +77,38 @@ def make_run(*, owner, **kw):
         kw["dataset"] = make_dataset(owner=owner)
     kw.setdefault("params", {})
     return TrainingRun.objects.create(owner=owner, **kw)
+
+
+def make_image_bytes(fmt="PNG", size=(64, 48), *, seed=0, orientation=None):
+    """Encoded image bytes with a distinct gradient per seed (optionally an EXIF rotation)."""
+    import io
+
+    from PIL import Image
+
+    width, height = size
+    image = Image.linear_gradient("L").resize(size).convert("RGB")
+    image = image.rotate(seed * 37 % 360) if seed else image
+    image.putpixel((seed % width, 0), (seed * 7 % 256, 255, 0))
+    out = io.BytesIO()
+    kwargs = {}
+    if orientation is not None:
+        exif = Image.Exif()
+        exif[0x0112] = orientation
+        kwargs["exif"] = exif
+    image.save(out, fmt, **kwargs)
+    return out.getvalue()
+
+
+def make_dataset_images(dataset, count=2, *, fmt="PNG", size=(64, 48), captions=None):
+    """Add `count` distinct images to a dataset through the service; returns its images."""
+    from datasets.services import add_images
+
+    files = [
+        (f"img{i}.{fmt.lower()}", make_image_bytes(fmt, size, seed=i + 1)) for i in range(count)
+    ]
+    report = add_images(dataset, files)
+    images = list(dataset.images.filter(pk__in=report.added))
+    for image, caption in zip(images, captions or []):
+        image.caption = caption
+        image.save(update_fields=["caption"])
+    return images

@@ -1,0 +1,74 @@
+"""Export a dataset to the sd-scripts folder layout for one training run."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from datasets.models import Dataset
+
+CAPTION_EXTENSION = ".txt"
+
+
+@dataclass(frozen=True)
+class ExportedSubset:
+    """The values of one `[[datasets.subsets]]` table for the exported folder."""
+
+    image_dir: str  # absolute
+    num_repeats: int
+    class_tokens: str
+    caption_extension: str
+    image_count: int
+    is_reg: bool = False
+
+
+def subset_folder_name(repeats: int, trigger: str, fallback: str) -> str:
+    """`<repeats>_<trigger>`, with anything unsafe in a folder name replaced by `_`."""
+    tokens = re.sub(r"[^\w .-]+", "_", trigger).strip(" .") or re.sub(
+        r"[^\w-]+", "_", fallback
+    ).strip("_")
+    return f"{repeats}_{tokens or 'dataset'}"
+
+
+def _link_or_copy(source: Path, target: Path) -> None:
+    try:
+        os.link(source, target)
+    except OSError:  # another file system, or links not allowed: copy instead
+        shutil.copyfile(source, target)
+
+
+def export_dataset(dataset: Dataset, dest_dir: Path, *, is_reg: bool = False) -> ExportedSubset:
+    """Write `dest_dir/<repeats>_<trigger>/` with each image and its `.txt` caption.
+
+    Images are hard-linked from storage where possible (copied otherwise) under our own
+    generated names. An empty caption gets no file, so sd-scripts falls back to the class
+    tokens, which are the trigger word. The folder must belong to one run alone: sd-scripts
+    writes latent caches beside the images.
+    """
+    dest_dir = Path(dest_dir).resolve()
+    folder = dest_dir / subset_folder_name(dataset.repeats, dataset.trigger_word, dataset.name)
+    folder.mkdir(parents=True, exist_ok=True)
+    count = 0
+    for image in dataset.images.only("pk", "file", "caption").iterator():
+        source = Path(image.file.path)
+        target = folder / source.name
+        if target.exists():
+            target.unlink()
+        _link_or_copy(source, target)
+        caption_path = target.with_suffix(CAPTION_EXTENSION)
+        if image.caption.strip():
+            caption_path.write_text(image.caption.strip() + "\n", encoding="utf-8")
+        elif caption_path.exists():
+            caption_path.unlink()
+        count += 1
+    return ExportedSubset(
+        image_dir=str(folder),
+        num_repeats=dataset.repeats,
+        class_tokens=dataset.trigger_word,
+        caption_extension=CAPTION_EXTENSION,
+        image_count=count,
+        is_reg=is_reg,
+    )

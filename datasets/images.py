@@ -1,0 +1,136 @@
+"""Decode, verify and describe one image: size, format, hashes and a thumbnail.
+
+No Django here, so a process pool can run `inspect_image` without setting Django up.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import warnings
+from dataclasses import dataclass
+
+from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
+
+# A truncated file must fail, never load half an image.
+ImageFile.LOAD_TRUNCATED_IMAGES = False
+
+# Pillow format name -> the extension we store the file with.
+ACCEPTED_FORMATS = {"PNG": "png", "JPEG": "jpg", "WEBP": "webp", "BMP": "bmp"}
+THUMB_SIZE = 256
+# EXIF orientations 5-8 turn the picture by 90 degrees: width and height swap.
+_SWAPPING_ORIENTATIONS = {5, 6, 7, 8}
+
+
+class ImageRejected(Exception):
+    """The file is not an image we accept; the message says why, for the student."""
+
+
+@dataclass(frozen=True)
+class ImageInfo:
+    """What we record about an accepted image."""
+
+    width: int
+    height: int
+    format: str
+    extension: str
+    size_bytes: int
+    sha256: str
+    phash: str
+    thumbnail: bytes
+
+
+def difference_hash(image: Image.Image) -> str:
+    """A 64-bit difference hash (dHash) as 16 hex digits; similar pictures differ in few bits."""
+    small = image.convert("L").resize((9, 8), Image.Resampling.BILINEAR)
+    pixels = small.tobytes()
+    bits = 0
+    for row in range(8):
+        for col in range(8):
+            left = pixels[row * 9 + col]
+            right = pixels[row * 9 + col + 1]
+            bits = (bits << 1) | (left > right)
+    return f"{bits:016x}"
+
+
+def hamming_distance(hash_a: str, hash_b: str) -> int:
+    """Number of differing bits between two hex hashes."""
+    return (int(hash_a, 16) ^ int(hash_b, 16)).bit_count()
+
+
+def _orientation(image: Image.Image) -> int:
+    try:
+        return int(image.getexif().get(0x0112, 1))
+    except Exception:  # A broken EXIF block is not a broken image: ignore orientation.
+        return 1
+
+
+def inspect_image(data: bytes, *, max_pixels: int, max_bytes: int) -> ImageInfo:
+    """Decode `data` completely and describe it, or raise ImageRejected with a reason.
+
+    JPEGs are decoded in draft mode (DCT scaling): every byte of the compressed stream is
+    still decoded, so truncated or corrupt files fail, but at 1/8 scale for big photos.
+    """
+    if len(data) > max_bytes:
+        raise ImageRejected(f"is {len(data) / 1e6:.1f} MB, over the {max_bytes // 10**6} MB limit")
+    if not data:
+        raise ImageRejected("is empty")
+    try:
+        with warnings.catch_warnings():
+            # Our own pixel limit (from settings) is checked below, before any decoding.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(data))
+            fmt = image.format
+            if fmt not in ACCEPTED_FORMATS:
+                raise ImageRejected(
+                    f"is {fmt or 'an unknown format'}; accepted: PNG, JPEG, WebP, BMP"
+                )
+            width, height = image.size
+            if width * height > max_pixels:
+                raise ImageRejected(
+                    f"has {width}×{height} pixels, over the limit of {max_pixels:,} "
+                    "(a decompression bomb or an oversized image)"
+                )
+            if fmt == "JPEG":
+                image.draft("RGB", (THUMB_SIZE, THUMB_SIZE))
+            image.load()
+    except ImageRejected:
+        raise
+    except Image.DecompressionBombError:
+        raise ImageRejected("is a decompression bomb (too many pixels)") from None
+    except UnidentifiedImageError:
+        raise ImageRejected("is not an image (its content is not PNG, JPEG, WebP or BMP)") from None
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise ImageRejected(f"is damaged or truncated ({exc})") from None
+
+    orientation = _orientation(image)
+    if orientation in _SWAPPING_ORIENTATIONS:
+        width, height = height, width
+    try:
+        upright = ImageOps.exif_transpose(image)
+    except Exception:  # Broken EXIF: keep the pixels as stored.
+        upright = image
+    if upright.mode not in ("RGB", "L"):
+        upright = upright.convert("RGBA").convert("RGB")
+    thumb = upright.copy()
+    thumb.thumbnail((THUMB_SIZE, THUMB_SIZE), Image.Resampling.BILINEAR, reducing_gap=2.0)
+    out = io.BytesIO()
+    thumb.save(out, "JPEG", quality=82)
+    return ImageInfo(
+        width=width,
+        height=height,
+        format=fmt,
+        extension=ACCEPTED_FORMATS[fmt],
+        size_bytes=len(data),
+        sha256=hashlib.sha256(data).hexdigest(),
+        phash=difference_hash(thumb),
+        thumbnail=out.getvalue(),
+    )
+
+
+def inspect_or_reason(data: bytes, *, max_pixels: int, max_bytes: int) -> ImageInfo | ImageRejected:
+    """`inspect_image` for a process pool: a refusal comes back as a value, not a raise."""
+    try:
+        return inspect_image(data, max_pixels=max_pixels, max_bytes=max_bytes)
+    except ImageRejected as exc:
+        return exc

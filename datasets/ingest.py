@@ -1,0 +1,242 @@
+"""Ways in: uploaded files, zip archives and folders, checked and decoded on all cores."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import re
+import stat
+import zipfile
+from collections.abc import Iterable, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path, PurePosixPath
+
+from datasets.images import ImageInfo, ImageRejected, inspect_or_reason
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp"}
+CAPTION_SUFFIXES = (".txt", ".caption")
+MAX_ZIP_ENTRIES = 20_000
+MAX_COMPRESSION_RATIO = 200  # real images barely compress; more than this is a zip bomb
+MAX_CAPTION_BYTES = 64 * 1024
+# Files per batch: enough to keep every core busy, few enough to bound memory.
+BATCH_FILES = 16
+# Below these, starting worker processes costs more than it saves.
+POOL_MIN_FILES = 4
+POOL_MIN_BYTES = 4 * 1024 * 1024
+
+_SUBSET_DIR_RE = re.compile(r"^(\d+)_(.+)$")
+
+
+class ArchiveRefused(Exception):
+    """The whole archive is refused; nothing was imported."""
+
+
+@dataclass
+class IngestReport:
+    """What happened to each file offered to a dataset."""
+
+    added: list[int] = field(default_factory=list)  # DatasetImage ids
+    duplicates: list[str] = field(default_factory=list)  # names skipped as exact duplicates
+    rejected: list[tuple[str, str]] = field(default_factory=list)  # (name, reason)
+    notes: list[str] = field(default_factory=list)
+
+    def merge(self, other: IngestReport) -> None:
+        """Add another report's results to this one."""
+        self.added += other.added
+        self.duplicates += other.duplicates
+        self.rejected += other.rejected
+        self.notes += other.notes
+
+    def messages(self) -> list[str]:
+        """One human sentence per outcome, for pages and commands."""
+        lines = [f"Added {len(self.added)} image(s)."]
+        if self.duplicates:
+            lines.append(
+                f"Skipped {len(self.duplicates)} exact duplicate(s): {', '.join(self.duplicates)}."
+            )
+        lines += [f"Refused {name}: it {reason}." for name, reason in self.rejected]
+        lines += self.notes
+        return lines
+
+
+@dataclass(frozen=True)
+class Offered:
+    """One file offered for ingest: a display name, its bytes and an optional caption."""
+
+    name: str
+    data: bytes
+    caption: str | None = None
+    refused: str = ""  # set when the file was refused before reading (e.g. too big)
+
+
+class Inspector:
+    """Inspects batches of files in order, on all cores once batches are big enough.
+
+    One process pool serves every batch of an ingest; use it as a context manager.
+    """
+
+    def __init__(self, *, max_pixels: int, max_bytes: int) -> None:
+        self._check = partial(inspect_or_reason, max_pixels=max_pixels, max_bytes=max_bytes)
+        self._pool: ProcessPoolExecutor | None = None
+
+    def __enter__(self) -> Inspector:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(cancel_futures=True)
+
+    def inspect(self, items: list[Offered]) -> list[ImageInfo | ImageRejected]:
+        """ImageInfo for each good file, ImageRejected (with the reason) for each bad one."""
+        todo = [item.data for item in items if not item.refused]
+        workers = os.cpu_count() or 1
+        if self._pool is None and (
+            workers < 2 or len(todo) < POOL_MIN_FILES or sum(map(len, todo)) < POOL_MIN_BYTES
+        ):
+            results = iter([self._check(data) for data in todo])
+        else:
+            if self._pool is None:
+                # forkserver: never fork a web server's threads or its database connections.
+                context = multiprocessing.get_context("forkserver")
+                self._pool = ProcessPoolExecutor(max_workers=workers, mp_context=context)
+            results = iter(list(self._pool.map(self._check, todo)))
+        return [ImageRejected(item.refused) if item.refused else next(results) for item in items]
+
+
+def batched(items: Iterable[Offered], size: int = BATCH_FILES) -> Iterator[list[Offered]]:
+    """Yield lists of at most `size` items."""
+    batch: list[Offered] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def _entry_problem(info: zipfile.ZipInfo) -> str | None:
+    """Why a zip entry makes the archive unsafe, or None."""
+    name = info.filename
+    if name.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", name):
+        return f"entry {name!r} has an absolute path"
+    parts = re.split(r"[\\/]", name)
+    if ".." in parts:
+        return f"entry {name!r} points outside the archive (..)"
+    mode = info.external_attr >> 16
+    if mode and (stat.S_ISLNK(mode) or not (stat.S_ISREG(mode) or stat.S_ISDIR(mode))):
+        return f"entry {name!r} is a link or a device file"
+    if info.compress_size and info.file_size / info.compress_size > MAX_COMPRESSION_RATIO:
+        return f"entry {name!r} expands {info.file_size // info.compress_size}× (a zip bomb)"
+    return None
+
+
+def read_zip(source, *, max_total_bytes: int, max_entry_bytes: int) -> Iterator[Offered]:
+    """Check a whole archive first, then yield its images (with captions) one by one.
+
+    Raises ArchiveRefused before yielding anything if any entry is unsafe or a cap is hit,
+    so that a refused archive changes nothing. Entries are read into memory, never
+    extracted to disk, so no archive name is ever used as a path.
+    """
+    try:
+        archive = zipfile.ZipFile(source)
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise ArchiveRefused(f"not a readable zip archive ({exc})") from None
+    with archive:
+        infos = archive.infolist()
+        if len(infos) > MAX_ZIP_ENTRIES:
+            raise ArchiveRefused(f"{len(infos)} entries, over the limit of {MAX_ZIP_ENTRIES}")
+        problems = [p for p in map(_entry_problem, infos) if p]
+        if problems:
+            raise ArchiveRefused("; ".join(problems[:5]))
+        total = sum(info.file_size for info in infos)
+        if total > max_total_bytes:
+            raise ArchiveRefused(
+                f"it unpacks to {total / 1e6:.0f} MB, over the {max_total_bytes // 10**6} MB limit"
+            )
+        files = {info.filename: info for info in infos if not info.is_dir()}
+        for name, info in files.items():
+            path = PurePosixPath(name)
+            if path.suffix.lower() in CAPTION_SUFFIXES or path.name.startswith("."):
+                continue
+            if "__MACOSX" in path.parts:
+                continue
+            if info.file_size > max_entry_bytes:
+                limit = max_entry_bytes // 10**6
+                refused = f"is {info.file_size / 1e6:.1f} MB, over the {limit} MB limit"
+                yield Offered(name, b"", refused=refused)
+                continue
+            caption = None
+            for suffix in CAPTION_SUFFIXES:
+                cap_info = files.get(str(path.with_suffix(suffix)))
+                if cap_info is not None and cap_info.file_size <= MAX_CAPTION_BYTES:
+                    caption = archive.read(cap_info).decode("utf-8", errors="replace")
+                    break
+            yield Offered(name, archive.read(info), caption)
+
+
+def subset_folder_match(name: str) -> tuple[int, str] | None:
+    """(repeats, class tokens) from an sd-scripts folder name like `10_sks dog`, else None."""
+    match = _SUBSET_DIR_RE.match(name)
+    if not match or not match.group(2).strip():
+        return None
+    return int(match.group(1)), match.group(2).strip()
+
+
+def read_caption_file(image_path: Path) -> str | None:
+    """The caption beside an image (same stem, .txt or .caption), or None."""
+    for suffix in CAPTION_SUFFIXES:
+        candidate = image_path.with_suffix(suffix)
+        if candidate.is_file() and not candidate.is_symlink():
+            return candidate.read_bytes()[:MAX_CAPTION_BYTES].decode("utf-8", errors="replace")
+    return None
+
+
+@dataclass(frozen=True)
+class FolderPlan:
+    """How a folder maps onto a dataset: image files, and repeats/trigger if it had them."""
+
+    files: tuple[Path, ...]
+    repeats: int | None
+    trigger: str | None
+    notes: tuple[str, ...]
+
+
+def plan_folder(root: Path) -> FolderPlan:
+    """Read the sd-scripts layout (`10_sks dog/`) or a flat folder of images.
+
+    With subfolders named `<repeats>_<class tokens>`, repeats and trigger come from the first
+    one (in name order); subfolders without the number are skipped with a note. Links are
+    never followed.
+    """
+    notes: list[str] = []
+    subdirs = sorted(p for p in root.iterdir() if p.is_dir() and not p.is_symlink())
+    subsets = [(d, subset_folder_match(d.name)) for d in subdirs]
+    repeats = trigger = None
+    folders: list[Path] = []
+    if any(m for _, m in subsets):
+        for folder, match in subsets:
+            if not match:
+                notes.append(f"Skipped folder {folder.name!r}: it is not named <repeats>_<name>.")
+                continue
+            if repeats is None:
+                repeats, trigger = match
+            elif match != (repeats, trigger):
+                notes.append(
+                    f"Folder {folder.name!r} has other repeats or class tokens; its images join "
+                    f"this dataset with {repeats} repeats and trigger “{trigger}”."
+                )
+            folders.append(folder)
+    else:
+        folders = [root]
+        notes += [f"Skipped folder {d.name!r}: subfolders are not searched." for d in subdirs]
+    files = []
+    for folder in folders:
+        for path in sorted(folder.iterdir()):
+            if path.is_symlink():
+                notes.append(f"Skipped {path.name!r}: links are not followed.")
+            elif path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES:
+                files.append(path)
+    return FolderPlan(tuple(files), repeats, trigger, tuple(notes))

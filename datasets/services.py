@@ -1,0 +1,342 @@
+"""Dataset services: every write to datasets goes through these functions."""
+
+from __future__ import annotations
+
+import shutil
+import uuid
+import zipfile
+from collections.abc import Iterable, Iterator
+from pathlib import Path, PurePosixPath
+
+from django.conf import settings
+from django.core.files.base import ContentFile
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from datasets import captions as caption_tools
+from datasets.images import ImageRejected
+from datasets.ingest import (
+    ArchiveRefused,
+    IngestReport,
+    Inspector,
+    Offered,
+    batched,
+    plan_folder,
+    read_caption_file,
+    read_zip,
+    subset_folder_match,
+)
+from datasets.lint import ImageFacts, LintReport, lint_images
+from datasets.models import Dataset, DatasetImage
+
+__all__ = [
+    "ArchiveRefused",
+    "IngestError",
+    "IngestReport",
+    "add_images",
+    "apply_caption_tool",
+    "create_dataset",
+    "delete_dataset",
+    "delete_image",
+    "import_folder",
+    "import_zip",
+    "lint_dataset",
+    "save_captions",
+    "update_dataset",
+]
+
+
+class IngestError(Exception):
+    """A whole import is refused (bad path, refused archive); nothing was changed."""
+
+
+def _limits() -> dict[str, int]:
+    return {
+        "max_pixels": settings.LORASTUDIO_MAX_IMAGE_PIXELS,
+        "max_bytes": settings.LORASTUDIO_MAX_UPLOAD_MB * 10**6,
+    }
+
+
+@transaction.atomic
+def create_dataset(
+    owner,
+    *,
+    name: str,
+    description: str = "",
+    trigger_word: str = "",
+    repeats: int = 10,
+    caption_extension: str = ".txt",
+    visibility: str = "private",
+) -> Dataset:
+    """Create an empty dataset; raises ValidationError on bad values or a duplicate name."""
+    dataset = Dataset(
+        owner=owner,
+        name=name.strip(),
+        description=description,
+        trigger_word=trigger_word.strip(),
+        repeats=repeats,
+        caption_extension=caption_extension,
+        visibility=visibility,
+    )
+    dataset.full_clean()
+    dataset.save()
+    return dataset
+
+
+@transaction.atomic
+def update_dataset(
+    dataset: Dataset,
+    *,
+    name: str,
+    description: str,
+    trigger_word: str,
+    repeats: int,
+    visibility: str,
+) -> Dataset:
+    """Change a dataset's settings; raises ValidationError and changes nothing on bad values."""
+    dataset.name = name.strip()
+    dataset.description = description
+    dataset.trigger_word = trigger_word.strip()
+    dataset.repeats = repeats
+    dataset.visibility = visibility
+    dataset.full_clean()
+    dataset.save()
+    return dataset
+
+
+def _display_name(name: str) -> str:
+    """The last component of an offered name, for display only (never used as a path)."""
+    return PurePosixPath(name.replace("\\", "/")).name[:255] or "unnamed"
+
+
+def _ingest(dataset: Dataset, offered: Iterable[Offered]) -> IngestReport:
+    """Inspect, de-duplicate and store files; on any exception remove what was written."""
+    report = IngestReport()
+    known = set(dataset.images.values_list("sha256", flat=True))
+    count = len(known)
+    max_images = settings.LORASTUDIO_MAX_IMAGES_PER_DATASET
+    written: list[str] = []
+    try:
+        with transaction.atomic(), Inspector(**_limits()) as inspector:
+            for batch in batched(offered):
+                for item, result in zip(batch, inspector.inspect(batch)):
+                    name = _display_name(item.name)
+                    if isinstance(result, ImageRejected):
+                        report.rejected.append((name, str(result)))
+                        continue
+                    if result.sha256 in known:
+                        report.duplicates.append(name)
+                        continue
+                    if count >= max_images:
+                        report.rejected.append(
+                            (name, f"would pass the limit of {max_images} images per dataset")
+                        )
+                        continue
+                    stem = uuid.uuid4().hex
+                    image = DatasetImage(
+                        dataset=dataset,
+                        original_name=name,
+                        width=result.width,
+                        height=result.height,
+                        format=result.format,
+                        size_bytes=result.size_bytes,
+                        sha256=result.sha256,
+                        phash=result.phash,
+                        caption=caption_tools.normalize_caption(item.caption or ""),
+                    )
+                    image.file.save(f"{stem}.{result.extension}", ContentFile(item.data), False)
+                    written.append(image.file.name)
+                    image.thumbnail.save(f"{stem}.jpg", ContentFile(result.thumbnail), False)
+                    written.append(image.thumbnail.name)
+                    image.save()
+                    known.add(result.sha256)
+                    report.added.append(image.pk)
+                    count += 1
+            Dataset.objects.filter(pk=dataset.pk).update(
+                image_count=count, updated_at=timezone.now()
+            )
+    except BaseException:
+        storage = DatasetImage.file.field.storage
+        for name in written:
+            storage.delete(name)
+        raise
+    dataset.image_count = count
+    return report
+
+
+def _offered_from_files(files: list[tuple[str, object]]) -> Iterator[Offered]:
+    max_bytes = _limits()["max_bytes"]
+    for name, content in files:
+        size = getattr(content, "size", None)
+        if size is not None and size > max_bytes:
+            refused = f"is {size / 1e6:.1f} MB, over the {max_bytes // 10**6} MB limit"
+            yield Offered(name, b"", refused=refused)
+        elif isinstance(content, bytes | bytearray):
+            yield Offered(name, bytes(content))
+        else:
+            yield Offered(name, content.read(max_bytes + 1))
+
+
+def add_images(dataset: Dataset, files: list[tuple[str, object]], *, by=None) -> IngestReport:
+    """Add uploaded files (name, bytes or file object); bad files are reported, not stored."""
+    return _ingest(dataset, _offered_from_files(files))
+
+
+def import_zip(dataset: Dataset, path_or_file, *, only_subsets: bool = False) -> IngestReport:
+    """Add the images (and .txt/.caption captions) of a zip archive.
+
+    Raises ArchiveRefused, changing nothing, when the archive is unsafe or too large; a
+    partly bad archive imports its good images and reports each bad one.
+    """
+    max_zip = settings.LORASTUDIO_MAX_ZIP_MB * 10**6
+    size = getattr(path_or_file, "size", None)
+    if size is None and isinstance(path_or_file, str | Path):
+        size = Path(path_or_file).stat().st_size
+    if size is not None and size > max_zip:
+        raise ArchiveRefused(f"the archive is over the {max_zip // 10**6} MB limit")
+    entries = read_zip(
+        path_or_file, max_total_bytes=max_zip, max_entry_bytes=_limits()["max_bytes"]
+    )
+    report = IngestReport()
+    if only_subsets:
+        entries = _only_subset_entries(entries, report)
+    report.merge(_ingest(dataset, entries))
+    return report
+
+
+def _only_subset_entries(entries: Iterable[Offered], report: IngestReport) -> Iterator[Offered]:
+    skipped: set[str] = set()
+    for entry in entries:
+        parent = PurePosixPath(entry.name).parent.name
+        if subset_folder_match(parent):
+            yield entry
+        elif parent not in skipped:
+            skipped.add(parent)
+            report.notes.append(
+                f"Skipped folder {parent or '(top level)'!r}: it is not named <repeats>_<name>."
+            )
+
+
+def _zip_layout(path: Path) -> tuple[int | None, str | None]:
+    """Repeats and class tokens from the first `<repeats>_<tokens>/` folder in an archive."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = sorted(archive.namelist())
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise ArchiveRefused(f"not a readable zip archive ({exc})") from None
+    for name in names:
+        for part in PurePosixPath(name).parent.parts:
+            match = subset_folder_match(part)
+            if match:
+                return match
+    return None, None
+
+
+def _offered_from_paths(paths: Iterable[Path]) -> Iterator[Offered]:
+    max_bytes = _limits()["max_bytes"]
+    for path in paths:
+        size = path.stat().st_size
+        if size > max_bytes:
+            refused = f"is {size / 1e6:.1f} MB, over the {max_bytes // 10**6} MB limit"
+            yield Offered(path.name, b"", refused=refused)
+        else:
+            yield Offered(path.name, path.read_bytes(), read_caption_file(path))
+
+
+@transaction.atomic
+def import_folder(
+    path: Path | str,
+    *,
+    name: str,
+    owner,
+    repeats: int | None = None,
+    trigger: str | None = None,
+) -> tuple[Dataset, IngestReport]:
+    """Create a dataset from a folder or a .zip in flat or sd-scripts (`10_sks dog/`) layout.
+
+    Explicit `repeats`/`trigger` win over those in folder names. Raises IngestError (or
+    ArchiveRefused, or ValidationError for bad dataset values) and creates nothing.
+    """
+    path = Path(path)
+    if path.is_file() and path.suffix.lower() == ".zip":
+        found_repeats, found_trigger = _zip_layout(path)
+        dataset = create_dataset(
+            owner,
+            name=name,
+            repeats=repeats or found_repeats or 10,
+            trigger_word=trigger if trigger is not None else (found_trigger or ""),
+        )
+        report = import_zip(dataset, path, only_subsets=found_repeats is not None)
+        return dataset, report
+    if not path.is_dir():
+        raise IngestError(f"{path} is neither a folder nor a .zip archive")
+    plan = plan_folder(path)
+    dataset = create_dataset(
+        owner,
+        name=name,
+        repeats=repeats or plan.repeats or 10,
+        trigger_word=trigger if trigger is not None else (plan.trigger or ""),
+    )
+    report = _ingest(dataset, _offered_from_paths(plan.files))
+    report.notes[:0] = list(plan.notes)
+    return dataset, report
+
+
+@transaction.atomic
+def delete_image(image: DatasetImage) -> None:
+    """Delete one image, its files and its caption."""
+    dataset_id = image.dataset_id
+    names = [image.file.name, image.thumbnail.name]
+    image.delete()
+    Dataset.objects.filter(pk=dataset_id).update(
+        image_count=F("image_count") - 1, updated_at=timezone.now()
+    )
+    storage = DatasetImage.file.field.storage
+
+    def remove_files() -> None:
+        for name in names:
+            if name:
+                storage.delete(name)
+
+    transaction.on_commit(remove_files)
+
+
+@transaction.atomic
+def delete_dataset(dataset: Dataset) -> None:
+    """Delete a dataset with all of its images and files."""
+    folder = Path(settings.MEDIA_ROOT) / "datasets" / str(dataset.pk)
+    dataset.delete()
+    transaction.on_commit(lambda: shutil.rmtree(folder, ignore_errors=True))
+
+
+@transaction.atomic
+def save_captions(dataset: Dataset, new_captions: dict[int, str]) -> int:
+    """Store captions by image id (only this dataset's images); return how many changed."""
+    images = list(dataset.images.filter(pk__in=list(new_captions)).only("pk", "caption"))
+    changed = []
+    for image in images:
+        caption = caption_tools.normalize_caption(new_captions[image.pk])
+        if caption != image.caption:
+            image.caption = caption
+            changed.append(image)
+    DatasetImage.objects.bulk_update(changed, ["caption"], batch_size=500)
+    if changed:
+        Dataset.objects.filter(pk=dataset.pk).update(updated_at=timezone.now())
+    return len(changed)
+
+
+def apply_caption_tool(dataset: Dataset, tool: str, *, find: str = "", replace: str = "") -> int:
+    """Run a bulk caption tool (captions.TOOLS) over every image; return how many changed."""
+    current = dict(dataset.images.values_list("pk", "caption"))
+    result = caption_tools.apply_tool(
+        current, tool, trigger=dataset.trigger_word, find=find, replace=replace
+    )
+    return save_captions(dataset, result)
+
+
+def lint_dataset(dataset: Dataset, *, resolution: int = 1024) -> LintReport:
+    """Pre-flight report of a dataset for a training resolution (plain data)."""
+    rows = dataset.images.values_list("pk", "original_name", "width", "height", "caption", "phash")
+    facts = [ImageFacts(*row) for row in rows]
+    return lint_images(facts, trigger_word=dataset.trigger_word, resolution=resolution)
