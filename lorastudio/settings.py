@@ -95,6 +95,7 @@ if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
         "NAME": env_str("LORASTUDIO_TEST_DB") or str(DATA_DIR / "test.sqlite3")
     }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+FORMS_URLFIELD_ASSUME_HTTPS = True
 
 # --- Auth -----------------------------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [

@@ -73,6 +73,7 @@ def main() -> int:
     os.chdir(ROOT)
     ensure_env_file()
     manage("migrate", "--noinput")
+    manage("collectstatic", "--noinput", "--verbosity", "0")
     manage("ensure_superuser")
     children = [
         (

@@ -1,0 +1,144 @@
+"""Staff run the lab from the admin; students never see it."""
+
+import pytest
+from django.contrib import admin
+from django.urls import reverse
+
+from tests.factories import make_base_model, make_gpu, make_node, make_run
+from training.lifecycle import transition
+from training.models import BaseModel, GPUNode, LoraArtifact, Preset, RunLog, SampleImage
+
+
+@pytest.fixture
+def lab(student):
+    """One of everything, reached through the real life cycle."""
+    node = make_node(name="node-a")
+    make_gpu(node=node, name="RTX 4090")
+    run = make_run(owner=student, base_model=make_base_model(name="demo model"))
+    transition(run, "queued")
+    RunLog.objects.create(run=run, seq=1, text="epoch 1/2\n")
+    LoraArtifact.objects.create(run=run, kind="final", file=f"runs/{run.pk}/x.safetensors")
+    SampleImage.objects.create(run=run, file=f"runs/{run.pk}/s.png", prompt="a sks dog")
+    Preset.objects.create(name="A preset", architecture="demo", values={"network_dim": 4})
+    return run
+
+
+def admin_urls(obj):
+    opts = obj._meta
+    return (
+        reverse(f"admin:{opts.app_label}_{opts.model_name}_changelist"),
+        reverse(f"admin:{opts.app_label}_{opts.model_name}_change", args=[obj.pk]),
+    )
+
+
+@pytest.mark.django_db
+def test_every_registered_model_has_working_changelist_and_change_page(staff_client, lab):
+    checked = 0
+    for model in admin.site._registry:
+        obj = model.objects.first()
+        if obj is None:
+            continue
+        for url in admin_urls(obj):
+            response = staff_client.get(url)
+            assert response.status_code == 200, url
+        checked += 1
+    assert checked >= 10
+
+
+@pytest.mark.django_db
+def test_run_change_page_shows_timeline_and_history(staff_client, lab):
+    opts = lab._meta
+    page = staff_client.get(reverse("admin:training_trainingrun_change", args=[lab.pk]))
+    assert b"draft" in page.content and b"queued" in page.content
+    history = staff_client.get(
+        reverse(f"admin:{opts.app_label}_{opts.model_name}_history", args=[lab.pk])
+    )
+    assert history.status_code == 200
+    assert b"draft" in history.content
+
+
+@pytest.mark.django_db
+def test_changelists_do_not_grow_queries_with_rows(
+    staff_client, student, django_assert_max_num_queries
+):
+    for i in range(12):
+        run = make_run(owner=student)
+        transition(run, "queued")
+    with django_assert_max_num_queries(12):
+        assert staff_client.get(reverse("admin:training_trainingrun_changelist")).status_code == 200
+
+
+@pytest.mark.django_db
+def test_staff_can_create_and_edit_base_models_nodes_and_presets(staff_client):
+    response = staff_client.post(
+        reverse("admin:training_basemodel_add"),
+        {
+            "name": "SD3.5 M",
+            "architecture": "sd35_medium",
+            "checkpoint": "sd3.5m.safetensors",
+            "clip_l": "clip_l.safetensors",
+            "clip_g": "clip_g.safetensors",
+            "t5xxl": "t5xxl_fp16.safetensors",
+            "enabled": "on",
+        },
+    )
+    assert response.status_code == 302
+    model = BaseModel.objects.get(name="SD3.5 M")
+    response = staff_client.post(
+        reverse("admin:training_gpunode_add"),
+        {
+            "name": "node-b",
+            "enabled": "on",
+            "comfyui_unload": "free",
+            "gpus-TOTAL_FORMS": "0",
+            "gpus-INITIAL_FORMS": "0",
+        },
+    )
+    assert response.status_code == 302, response.content[:2000]
+    assert GPUNode.objects.filter(name="node-b").exists()
+    staff_client.post(
+        reverse("admin:training_basemodel_change", args=[model.pk]),
+        {
+            "name": "SD3.5 Medium",
+            "architecture": "sd35_medium",
+            "checkpoint": "sd3.5m.safetensors",
+            "clip_l": "clip_l.safetensors",
+            "clip_g": "clip_g.safetensors",
+            "t5xxl": "t5xxl_fp16.safetensors",
+            "enabled": "on",
+        },
+    )
+    model.refresh_from_db()
+    assert model.name == "SD3.5 Medium"
+    assert model.history.count() == 2
+
+
+@pytest.mark.django_db
+def test_base_model_missing_an_encoder_is_refused(staff_client):
+    response = staff_client.post(
+        reverse("admin:training_basemodel_add"),
+        {
+            "name": "FLUX",
+            "architecture": "flux1_dev",
+            "checkpoint": "flux1-dev.safetensors",
+            "enabled": "on",
+        },
+    )
+    assert response.status_code == 200
+    assert b"This architecture needs this file." in response.content
+    assert not BaseModel.objects.filter(name="FLUX").exists()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("url", ["/admin/", "/admin/training/trainingrun/"])
+def test_student_is_redirected_away_from_admin(student_client, url):
+    response = student_client.get(url, follow=True)
+    assert response.redirect_chain[0] == (reverse("home"), 302)
+    assert b"The admin is for lab staff." in response.content
+
+
+@pytest.mark.django_db
+def test_anonymous_admin_visit_asks_for_admin_login(client):
+    response = client.get("/admin/")
+    assert response.status_code == 302
+    assert response["Location"].startswith("/admin/login/")
