@@ -95,7 +95,6 @@ if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
         "NAME": env_str("LORASTUDIO_TEST_DB") or str(DATA_DIR / "test.sqlite3")
     }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
-FORMS_URLFIELD_ASSUME_HTTPS = True
 
 # --- Auth -----------------------------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [
@@ -181,7 +180,14 @@ if REDIS_URL:
 else:
     Q_CLUSTER["orm"] = "default"
     Q_CLUSTER["poll"] = env_float("LORASTUDIO_Q_POLL", 0.05)
-    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+    # One SQLite file shared by the web server and the workers of this machine (see
+    # lorastudio/channel_layer.py for why): delivers across processes, no extra server.
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "lorastudio.channel_layer.SQLiteChannelLayer",
+            "CONFIG": {"path": str(DATA_DIR / "channels.sqlite3")},
+        }
+    }
 
 # --- Security -------------------------------------------------------------------------------
 SESSION_COOKIE_HTTPONLY = True

@@ -103,3 +103,26 @@ def test_env_helpers_name_the_variable(monkeypatch):
     monkeypatch.setenv("LS_NUM", "0")
     with pytest.raises(ImproperlyConfigured, match="LS_NUM must be at least 1"):
         env_int("LS_NUM", 5, minimum=1)
+
+
+def test_check_deploy_reports_only_https_warnings(tmp_path):
+    env = {
+        "PATH": os.environ["PATH"],
+        "LORASTUDIO_ENV_FILE": str(tmp_path / "none.env"),
+        "LORASTUDIO_DATA_DIR": str(tmp_path / "data"),
+        "DEBUG": "False",
+        "SECRET_KEY": "k8Jf2-p0Qm7rT1vX9zL4wB6nE3yH5aC0dG8sU2iO7lK1jM4qR6tY9",
+        "ALLOWED_HOSTS": "lab.example.org",
+    }
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    ids = {line.split(")")[0].split("(")[1] for line in result.stderr.splitlines() if ": (" in line}
+    https_only = {"security.W004", "security.W008", "security.W012", "security.W016"}
+    assert ids <= https_only, ids
