@@ -142,3 +142,24 @@ def test_anonymous_admin_visit_asks_for_admin_login(client):
     response = client.get("/admin/")
     assert response.status_code == 302
     assert response["Location"].startswith("/admin/login/")
+
+
+@pytest.mark.django_db
+def test_preset_with_a_bad_value_is_refused_naming_the_field(staff_client):
+    preset = Preset.objects.get(name="SD 3.5 Medium, 768")
+    response = staff_client.post(
+        reverse("admin:training_preset_change", args=[preset.pk]),
+        {
+            "name": preset.name,
+            "architecture": "sd35_medium",
+            "values": '{"network_dim": 32, "blocks_to_swap": 99}',
+            "locked": "[]",
+            "bounds": "{}",
+            "enabled": "on",
+            "sort_order": "10",
+        },
+    )
+    assert response.status_code == 200
+    assert b"blocks_to_swap" in response.content
+    preset.refresh_from_db()
+    assert "blocks_to_swap" not in preset.values

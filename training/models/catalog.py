@@ -102,6 +102,15 @@ class Preset(models.Model):
             errors["bounds"] = "Must be a JSON object of option names and bounds."
         if errors:
             raise ValidationError(errors)
+        from training.params import ParamError, validate_params
+
+        try:
+            validate_params(self.architecture, dict(self.values))
+        except ParamError as exc:
+            problems = "; ".join(f"{name}: {message}" for name, message in exc.errors.items())
+            raise ValidationError({"values": problems}) from None
+        except ValueError as exc:
+            raise ValidationError({"values": str(exc)}) from None
 
     @property
     def student_rules(self) -> dict:
