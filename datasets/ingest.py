@@ -125,8 +125,9 @@ def _entry_problem(info: zipfile.ZipInfo) -> str | None:
     parts = re.split(r"[\\/]", name)
     if ".." in parts:
         return f"entry {name!r} points outside the archive (..)"
-    mode = info.external_attr >> 16
-    if mode and (stat.S_ISLNK(mode) or not (stat.S_ISREG(mode) or stat.S_ISDIR(mode))):
+    # Unix file type bits; archives made elsewhere (or by writestr) leave them at 0.
+    file_type = stat.S_IFMT(info.external_attr >> 16)
+    if file_type and file_type not in (stat.S_IFREG, stat.S_IFDIR):
         return f"entry {name!r} is a link or a device file"
     if info.compress_size and info.file_size / info.compress_size > MAX_COMPRESSION_RATIO:
         return f"entry {name!r} expands {info.file_size // info.compress_size}× (a zip bomb)"
