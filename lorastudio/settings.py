@@ -147,6 +147,8 @@ LORASTUDIO_HEARTBEAT_SECONDS = env_float("LORASTUDIO_HEARTBEAT_SECONDS", 5.0)
 LORASTUDIO_STALE_AFTER_SECONDS = env_int("LORASTUDIO_STALE_AFTER_SECONDS", 30, minimum=2)
 LORASTUDIO_MAX_RUN_SECONDS = env_int("LORASTUDIO_MAX_RUN_SECONDS", 72 * 3600, minimum=60)
 LORASTUDIO_NODE_WORKERS = env_int("LORASTUDIO_NODE_WORKERS", 2, minimum=1)
+# Students' runs wait for staff approval before they are queued.
+LORASTUDIO_REQUIRE_APPROVAL = env_bool("LORASTUDIO_REQUIRE_APPROVAL", False)
 
 # --- Redis, queue and channel layer ---------------------------------------------------------
 REDIS_URL = env_str("REDIS_URL")

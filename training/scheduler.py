@@ -1,0 +1,212 @@
+"""Dispatch: place queued runs on free GPUs (or demo slots) of online nodes, fairly."""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from training.choices import Architecture, RunStatus
+from training.lifecycle import TransitionError, transition
+from training.models import GPU, GPUNode, TrainingRun
+
+logger = logging.getLogger(__name__)
+
+FAIR_SHARE_WINDOW = timedelta(days=7)
+
+
+@dataclass
+class _Place:
+    """Where a run could go, or why it cannot go anywhere yet."""
+
+    node: GPUNode | None = None
+    gpu: GPU | None = None
+    reason: str = ""
+
+
+def _gb(mib: int) -> str:
+    return f"{mib / 1024:.1f} GB"
+
+
+def gpu_hours_by_owner(now=None) -> dict[int, float]:
+    """GPU-hours each owner used in the last 7 days (runs still on a GPU count up to now)."""
+    now = now or timezone.now()
+    cutoff = now - FAIR_SHARE_WINDOW
+    rows = TrainingRun.objects.filter(
+        gpu__isnull=False, started_at__isnull=False, started_at__lt=now
+    ).exclude(finished_at__lt=cutoff)
+    hours: dict[int, float] = {}
+    for owner_id, started, finished in rows.values_list("owner_id", "started_at", "finished_at"):
+        seconds = ((finished or now) - max(started, cutoff)).total_seconds()
+        hours[owner_id] = hours.get(owner_id, 0.0) + max(0.0, seconds) / 3600
+    return hours
+
+
+def queue_order() -> list[TrainingRun]:
+    """Queued runs in dispatch order: priority, then fair share, then age."""
+    usage = gpu_hours_by_owner()
+    runs = list(TrainingRun.objects.queued().select_related("base_model", "owner"))
+    runs.sort(
+        key=lambda r: (-r.priority, usage.get(r.owner_id, 0.0), r.queued_at or r.created_at, r.pk)
+    )
+    return runs
+
+
+def queue_positions() -> dict[int, int]:
+    """Each queued run's 1-based place in the queue, by run id."""
+    return {run.pk: i for i, run in enumerate(queue_order(), start=1)}
+
+
+def queue_position(run: TrainingRun) -> int | None:
+    """A queued run's place in the queue (1 = next), or None when it is not queued."""
+    return queue_positions().get(run.pk)
+
+
+def _has_files(node: GPUNode, run: TrainingRun) -> bool:
+    """Whether the node has the base model's files (checked only where we can see them)."""
+    if run.base_model.architecture == Architecture.DEMO:
+        return True
+    if node.name != settings.LORASTUDIO_NODE:
+        # Another machine's disks are not visible from here; its runner checks them.
+        return True
+    return all(os.path.exists(p) for p in run.base_model.model_files(node.models_root).values())
+
+
+class _Board:
+    """What dispatch knows about nodes, GPUs and occupancy while it places runs."""
+
+    def __init__(self) -> None:
+        self.nodes = list(GPUNode.objects.online())
+        self.any_nodes = GPUNode.objects.filter(enabled=True).exists()
+        self.gpus = list(
+            GPU.objects.filter(node__in=self.nodes, enabled=True).select_related("node")
+        )
+        on_gpu = TrainingRun.objects.on_gpu()
+        self.busy_gpus = set(on_gpu.exclude(gpu=None).values_list("gpu_id", flat=True))
+        self.demo_busy = set(on_gpu.filter(gpu=None).values_list("node_id", flat=True))
+
+    def place(self, run: TrainingRun) -> _Place:
+        """The best free place for `run`, or the reason it waits."""
+        if not self.nodes:
+            return _Place(
+                reason="no GPU node is online" + ("" if self.any_nodes else " (none registered)")
+            )
+        if run.base_model.architecture == Architecture.DEMO:
+            for node in self.nodes:
+                if node.pk not in self.demo_busy:
+                    return _Place(node=node)
+            return _Place(reason="every online node is already running a demo run")
+        nodes = {n.pk for n in self.nodes if _has_files(n, run)}
+        gpus = [g for g in self.gpus if g.node_id in nodes]
+        if not nodes:
+            return _Place(reason=f"no online node has the files of {run.base_model.name}")
+        if not gpus:
+            return _Place(reason="no online node has a usable GPU")
+        need = run.vram_estimate_mib or 0
+        big_enough = [g for g in gpus if g.total_mib >= need]
+        if not big_enough:
+            largest = max(gpus, key=lambda g: g.total_mib)
+            return _Place(
+                reason=f"no GPU has {_gb(need)}; the largest is {largest.node.name} "
+                f"GPU {largest.index} with {_gb(largest.total_mib)}"
+            )
+        free = [g for g in big_enough if g.pk not in self.busy_gpus]
+        if not free:
+            return _Place(reason=f"every GPU with {_gb(need)} is running another run")
+        fits = [g for g in free if g.available_mib >= need]
+        if not fits:
+            best = max(free, key=lambda g: g.available_mib)
+            return _Place(
+                reason=f"no GPU with {_gb(need)} free; best is {best.node.name} "
+                f"GPU {best.index} with {_gb(best.available_mib)}"
+            )
+        # Best fit: keep the roomiest GPUs for the runs that need them.
+        gpu = min(fits, key=lambda g: (g.available_mib, g.node.name, g.index))
+        return _Place(node=gpu.node, gpu=gpu)
+
+    def take(self, place: _Place) -> None:
+        if place.gpu is not None:
+            self.busy_gpus.add(place.gpu.pk)
+        elif place.node is not None:
+            self.demo_busy.add(place.node.pk)
+
+
+def _claim(run: TrainingRun, place: _Place) -> bool:
+    """Atomically give `place` to `run`; False when another dispatcher was quicker."""
+    node, gpu = place.node, place.gpu
+    try:
+        with transaction.atomic():
+            # Writing the node row first locks it (PostgreSQL row lock, SQLite write lock),
+            # so the occupancy check below and the claim cannot interleave with a rival.
+            GPUNode.objects.filter(pk=node.pk).update(status_message=F("status_message"))
+            on_gpu = TrainingRun.objects.on_gpu()
+            taken = (
+                on_gpu.filter(gpu=gpu).exists()
+                if gpu is not None
+                else on_gpu.filter(node=node, gpu=None).exists()
+            )
+            if taken:
+                return False
+            where = f"{node.name} GPU {gpu.index}" if gpu is not None else f"{node.name} (demo)"
+            transition(
+                run,
+                RunStatus.ASSIGNED,
+                expect=RunStatus.QUEUED,
+                note=f"Assigned to {where}.",
+                changes={"node": node, "gpu": gpu, "heartbeat_at": timezone.now()},
+            )
+            transaction.on_commit(lambda: enqueue_run(run.pk, node.name))
+    except (TransitionError, IntegrityError) as exc:
+        logger.info("Run %s was not claimed: %s", run.pk, exc)
+        return False
+    return True
+
+
+def enqueue_run(run_id: int, node_name: str) -> str:
+    """Send the run to its node's django-q2 cluster; return the task id."""
+    from django_q.tasks import async_task
+
+    task_id = async_task(
+        "training.tasks.execute_run",
+        run_id,
+        cluster=node_name,
+        task_name=f"run-{run_id}",
+        timeout=settings.LORASTUDIO_MAX_RUN_SECONDS,
+    )
+    TrainingRun.objects.filter(pk=run_id).update(task_id=str(task_id or ""))
+    return task_id
+
+
+def dispatch() -> list[int]:
+    """Place every queued run that fits somewhere now; return the ids of the runs placed.
+
+    1. Read the online nodes, their enabled GPUs and which GPUs / demo slots are taken.
+    2. Walk the queue in order (priority, fair share, age). A run that does not fit
+       does not block smaller runs behind it (no GPU idles while work that fits waits).
+    3. Claim each place atomically; a lost race just moves on.
+    4. Write each waiting run's reason into its status message (without a history row).
+    """
+    board = _Board()
+    placed: list[int] = []
+    for run in queue_order():
+        place = board.place(run)
+        if place.node is not None:
+            if _claim(run, place):
+                board.take(place)
+                placed.append(run.pk)
+                continue
+            # Someone else changed the board: refresh it and leave this run for next time.
+            board = _Board()
+            place = _Place(reason="waiting for a free place (another dispatcher was quicker)")
+        reason = f"Waiting: {place.reason}."
+        if run.status_message != reason:
+            TrainingRun.objects.filter(pk=run.pk, status=RunStatus.QUEUED).update(
+                status_message=reason
+            )
+    return placed

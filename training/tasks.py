@@ -1,0 +1,27 @@
+"""django-q2 task functions: they take ids and call the runner, scheduler, reaper or agent."""
+
+from __future__ import annotations
+
+from training import agent, reaper, runner, scheduler
+
+
+def execute_run(run_id: int) -> str:
+    """Train one run on this node (the task sent by dispatch)."""
+    return runner.execute(run_id)
+
+
+def dispatch_queue() -> list[int]:
+    """Place queued runs (scheduled as a safety net; dispatch also runs on every change)."""
+    return scheduler.dispatch()
+
+
+def reap_and_dispatch() -> list[int]:
+    """Free runs whose worker is lost, then dispatch; returns the reaped run ids."""
+    reaped = reaper.reap()
+    scheduler.dispatch()
+    return reaped
+
+
+def node_heartbeat(node_name: str) -> str:
+    """Refresh a node's GPU rows and heartbeat."""
+    return agent.beat(node_name).status_message
