@@ -33,6 +33,9 @@ class Command(BaseCommand):
         parser.add_argument("--json", action="store_true", help="Print one JSON object.")
         parser.add_argument("--gpu-mib", type=int, help="Plan for a GPU of this size.")
         parser.add_argument("--no-plan", action="store_true", help="Add no memory savers.")
+        parser.add_argument(
+            "--wait", action="store_true", help="Follow the run; exit non-zero unless it succeeds."
+        )
 
     def handle(self, *args, **opts):
         base_model = BaseModel.objects.filter(name=opts["base_model"]).first()
@@ -143,3 +146,9 @@ class Command(BaseCommand):
             self.stdout.write(json.dumps({"run": run.pk, "status": run.status}))
         else:
             self.stdout.write(self.style.SUCCESS(f"Run {run.pk} is {run.status}."))
+        if opts["wait"]:
+            from training.follow import follow_run
+
+            run = follow_run(run.pk, write=self.stdout.write)
+            if run.status != "succeeded":
+                raise CommandError(f"Run {run.pk} ended {run.status}: {run.status_message}")

@@ -1,0 +1,54 @@
+"""Keep this machine registered as a GPU node; reap lost runs and dispatch, every few seconds."""
+
+import signal
+import time
+
+from django.conf import settings
+from django.core.management.base import BaseCommand
+
+from training import agent, reaper, scheduler
+from training.schedules import install_schedules
+
+
+class Command(BaseCommand):
+    help = (
+        "Run the node agent: register/update this node and its GPUs from NVML, reap runs "
+        "whose worker is lost and dispatch queued runs. Runs beside `qcluster`."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("--node", default="", help="Node name (default LORASTUDIO_NODE).")
+        parser.add_argument(
+            "--interval",
+            type=float,
+            default=None,
+            help="Seconds between beats (default LORASTUDIO_HEARTBEAT_SECONDS).",
+        )
+        parser.add_argument("--once", action="store_true", help="Do one round, then exit.")
+
+    def handle(self, *args, **opts):
+        name = opts["node"] or settings.LORASTUDIO_NODE
+        interval = opts["interval"] or settings.LORASTUDIO_HEARTBEAT_SECONDS
+        self.stopping = False
+        signal.signal(signal.SIGTERM, self._stop)
+        signal.signal(signal.SIGINT, self._stop)
+        node = agent.beat(name)
+        install_schedules(name)
+        self.stdout.write(f"Node {node.name}: {node.status_message}")
+        while True:
+            node = agent.beat(name)
+            reaped = reaper.reap()
+            placed = scheduler.dispatch()
+            if reaped or placed:
+                self.stdout.write(f"reaped {reaped or '-'}; dispatched {placed or '-'}")
+            if opts["once"] or self.stopping:
+                break
+            deadline = time.monotonic() + interval
+            while not self.stopping and time.monotonic() < deadline:
+                time.sleep(0.2)
+            if self.stopping:
+                break
+        self.stdout.write(self.style.SUCCESS(f"Node agent for {name} stopped."))
+
+    def _stop(self, signum, frame):
+        self.stopping = True
