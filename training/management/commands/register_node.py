@@ -1,0 +1,71 @@
+"""Create or update this machine's GPU node, from options and from what is found at home."""
+
+from pathlib import Path
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.management.base import BaseCommand, CommandError
+
+from training.models import GPUNode
+from training.nodesetup import NODE_FIELDS, detected_settings
+
+
+class Command(BaseCommand):
+    help = (
+        "Register this machine as a GPU node (its name is its django-q2 cluster name). Options "
+        "override what --detect finds; fields not given keep their value."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("--name", default="", help="Node name (default: LORASTUDIO_NODE).")
+        parser.add_argument("--sdscripts-dir", help="sd-scripts checkout.")
+        parser.add_argument("--sdscripts-python", help="The Python of sd-scripts' venv.")
+        parser.add_argument("--comfyui-url", help="ComfyUI URL, e.g. http://127.0.0.1:8188.")
+        parser.add_argument("--swarmui-url", help="SwarmUI URL, e.g. http://127.0.0.1:7801.")
+        parser.add_argument("--lora-dir", help="Where finished LoRAs are published.")
+        parser.add_argument("--models-root", help="Base folder of relative model paths.")
+        parser.add_argument("--work-dir", help="Where runs are prepared.")
+        parser.add_argument(
+            "--detect", type=Path, metavar="HOME", help="Look for sd-scripts/ComfyUI/SwarmUI here."
+        )
+        parser.add_argument(
+            "--no-probe", action="store_true", help="Do not look for running ComfyUI/SwarmUI."
+        )
+        parser.add_argument("--dry-run", action="store_true", help="Print only; change nothing.")
+
+    def handle(self, *args, **opts):
+        name = opts["name"] or settings.LORASTUDIO_NODE
+        values: dict[str, str] = {}
+        if opts["detect"]:
+            home = opts["detect"].expanduser().resolve()
+            if not home.is_dir():
+                raise CommandError(f"--detect: {home} is not a folder")
+            values = detected_settings(home, probe=not opts["no_probe"])
+            for label, key in (("ComfyUI", "_comfyui_dirs"), ("SwarmUI", "_swarmui_dirs")):
+                self.stdout.write(f"{label}: {values.pop(key) or 'not found'}")
+            if "sdscripts_dir" not in values:
+                self.stdout.write(
+                    self.style.WARNING("sd-scripts: not found (sd3_train_network.py)")
+                )
+        values |= {f: opts[f] for f in NODE_FIELDS if opts[f] is not None}
+        for field in NODE_FIELDS:
+            if field in values:
+                self.stdout.write(f"{field}: {values[field]}")
+        if opts["dry_run"]:
+            self.stdout.write(f"Would register node {name}")
+            return
+        node = GPUNode.objects.filter(name=name).first() or GPUNode(name=name)
+        created = node.pk is None
+        changed = [f for f in NODE_FIELDS if f in values and getattr(node, f) != values[f]]
+        for field in changed:
+            setattr(node, field, values[field])
+        try:
+            node.full_clean()
+        except ValidationError as exc:
+            raise CommandError(
+                "; ".join(f"{k}: {' '.join(v)}" for k, v in exc.message_dict.items())
+            ) from None
+        if created or changed:
+            node.save()
+        verb = "Registered" if created else ("Updated" if changed else "Unchanged:")
+        self.stdout.write(self.style.SUCCESS(f"{verb} node {node.name}"))
