@@ -1,0 +1,134 @@
+"""The new-run form: dataset, base model, preset and the knobs the preset leaves open."""
+
+from __future__ import annotations
+
+from django import forms
+
+from datasets.models import Dataset
+from training.models import BaseModel, Preset
+from training.params import PARAMS, ParamError, default_for, params_for, validate_params
+
+
+def open_params(preset: Preset, *, staff: bool = False) -> list:
+    """The knobs a user may set under a preset (staff also get the staff-only ones)."""
+    locked = set(preset.locked or ())
+    return [
+        p for p in params_for(preset.architecture) if p.name not in locked and (staff or p.student)
+    ]
+
+
+def param_bounds(preset: Preset, name: str) -> tuple:
+    """(min, max) of a knob under a preset: the table's bounds narrowed by the preset's."""
+    p = PARAMS[name]
+    arch = preset.architecture
+    lo = p.arch_min.get(arch, p.min)
+    hi = p.arch_max.get(arch, p.max)
+    rule = (preset.bounds or {}).get(name) or {}
+    if rule.get("min") is not None:
+        lo = rule["min"] if lo is None else max(lo, rule["min"])
+    if rule.get("max") is not None:
+        hi = rule["max"] if hi is None else min(hi, rule["max"])
+    return lo, hi
+
+
+def _param_field(preset: Preset, p) -> forms.Field:
+    initial = (preset.values or {}).get(p.name, default_for(p, preset.architecture))
+    lo, hi = param_bounds(preset, p.name)
+    help_text = p.help
+    if lo is not None or hi is not None:
+        help_text += f" ({'' if lo is None else f'{lo:g}'} … {'' if hi is None else f'{hi:g}'})"
+    common = {"label": p.name, "help_text": help_text, "initial": initial, "required": False}
+    if p.kind == "bool":
+        return forms.BooleanField(**common)
+    if p.kind == "choice":
+        rule = (preset.bounds or {}).get(p.name) or {}
+        choices = [c for c in p.choices if not rule.get("choices") or c in rule["choices"]]
+        return forms.ChoiceField(choices=[(c, c) for c in choices], **common)
+    attrs = {"step": "1" if p.kind == "int" else "any"}
+    if lo is not None:
+        attrs["min"] = f"{lo:g}"
+    if hi is not None:
+        attrs["max"] = f"{hi:g}"
+    # Text input for floats keeps "1e-4" readable; validate_params does the real checking.
+    widget = forms.NumberInput(attrs=attrs) if p.kind == "int" else forms.TextInput(attrs=attrs)
+    return forms.CharField(widget=widget, **common)
+
+
+class RunForm(forms.Form):
+    """Validates a new run: choices the user may see, and parameters within the preset's rules."""
+
+    preset = forms.ModelChoiceField(queryset=Preset.objects.none(), empty_label=None)
+    base_model = forms.ModelChoiceField(queryset=BaseModel.objects.none())
+    dataset = forms.ModelChoiceField(queryset=Dataset.objects.none())
+    name = forms.CharField(max_length=100, required=False)
+
+    def __init__(self, *args, user, preset: Preset | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.user = user
+        presets = Preset.objects.filter(enabled=True)
+        self.fields["preset"].queryset = presets
+        if preset is None:
+            preset = self._chosen_preset(presets)
+        self.preset = preset
+        models = BaseModel.objects.filter(enabled=True)
+        if preset is not None:
+            models = models.filter(architecture=preset.architecture)
+            self.fields["preset"].initial = preset.pk
+        self.fields["base_model"].queryset = models
+        if models.count() == 1:
+            self.fields["base_model"].initial = models.first().pk
+        self.fields["dataset"].queryset = Dataset.objects.visible_to(user).order_by("name")
+        self.param_names = []
+        if preset is not None:
+            for p in open_params(preset, staff=user.is_staff):
+                self.fields[f"p_{p.name}"] = _param_field(preset, p)
+                self.param_names.append(p.name)
+
+    def _chosen_preset(self, presets) -> Preset | None:
+        raw = self.data.get("preset") if self.is_bound else self.initial.get("preset")
+        if raw:
+            try:
+                return presets.filter(pk=int(raw)).first()
+            except (TypeError, ValueError):
+                return None
+        return presets.first()
+
+    def param_fields(self):
+        """The bound fields of the open knobs, for the template."""
+        return [self[f"p_{name}"] for name in self.param_names]
+
+    def raw_params(self) -> dict:
+        """The knob values as entered (blank numbers fall back to the preset)."""
+        values = {}
+        for name in self.param_names:
+            field = f"p_{name}"
+            value = self.cleaned_data.get(field) if hasattr(self, "cleaned_data") else None
+            if PARAMS[name].kind != "bool" and value in (None, ""):
+                continue
+            values[name] = value
+        return values
+
+    def clean(self):
+        cleaned = super().clean()
+        preset, base_model = cleaned.get("preset"), cleaned.get("base_model")
+        if preset is not None and preset != self.preset:
+            raise forms.ValidationError(
+                "The preset changed: check its parameters and submit again."
+            )
+        if preset is not None and base_model is not None:
+            if base_model.architecture != preset.architecture:
+                self.add_error("base_model", "This base model does not match the preset.")
+                return cleaned
+            try:
+                cleaned["params"] = validate_params(
+                    preset.architecture,
+                    self.raw_params(),
+                    rules=preset.student_rules,
+                    base=preset.values,
+                    student=not self.user.is_staff,
+                )
+            except ParamError as exc:
+                for name, message in exc.errors.items():
+                    field = f"p_{name}"
+                    self.add_error(field if field in self.fields else None, f"{name}: {message}")
+        return cleaned

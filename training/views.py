@@ -1,0 +1,279 @@
+"""Students' training pages: runs, the new-run form with its live plan, downloads, lab board."""
+
+from __future__ import annotations
+
+import mimetypes
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import FileResponse, Http404, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_POST
+
+from datasets.models import Dataset
+from datasets.services import lint_dataset
+from training import scheduler, services
+from training.choices import ON_GPU, RunStatus
+from training.forms import RunForm
+from training.models import GPU, GPUNode, LoraArtifact, Preset, RunLog, SampleImage, TrainingRun
+from training.params import ParamError
+from training.selectors import candidate_gpus
+from training.vram import plan as vram_plan
+
+RUNS_PER_PAGE = 50
+
+
+def get_run_for_user(request, pk: int) -> TrainingRun:
+    """The run if the user may see it; 404 otherwise (never 403: no hint that it exists)."""
+    runs = TrainingRun.objects.visible_to(request.user).select_related(
+        "owner", "dataset", "base_model", "preset", "node", "gpu"
+    )
+    return get_object_or_404(runs, pk=pk)
+
+
+def _gpu_row(gpu: GPU, run: TrainingRun | None, user) -> dict:
+    total = gpu.total_mib or 1
+    others = min(gpu.used_by_others_mib, total)
+    training = max(0, min(gpu.used_mib - gpu.used_by_others_mib, total - others))
+    free = max(0, min(gpu.free_mib, total - others - training))
+    return {
+        "gpu": gpu,
+        "run": run,
+        "run_visible": run is not None and run.is_visible_to(user),
+        "training_pct": round(100 * training / total, 1),
+        "others_pct": round(100 * others / total, 1),
+        "free_pct": round(100 * free / total, 1),
+        "training_mib": training,
+        "others_mib": others,
+        "free_mib": free,
+    }
+
+
+def dashboard_context(user) -> dict:
+    """Everything the dashboard and the lab board socket render for a user."""
+    positions = scheduler.queue_positions()
+    runs = list(
+        TrainingRun.objects.filter(owner=user).select_related(
+            "base_model", "dataset", "node", "gpu"
+        )[:20]
+    )
+    for run in runs:
+        run.queue_position = positions.get(run.pk)
+    on_gpu = {
+        r.gpu_id: r
+        for r in TrainingRun.objects.on_gpu().filter(gpu__isnull=False).select_related("owner")
+    }
+    # Demo runs train on the CPU: they hold a node's demo slot, not a GPU.
+    cpu_runs: dict[int, list] = {}
+    for r in TrainingRun.objects.on_gpu().filter(gpu__isnull=True).select_related("owner"):
+        r.visible = r.is_visible_to(user)
+        cpu_runs.setdefault(r.node_id, []).append(r)
+    nodes = []
+    for node in GPUNode.objects.prefetch_related("gpus"):
+        rows = [_gpu_row(gpu, on_gpu.get(gpu.pk), user) for gpu in node.gpus.all()]
+        nodes.append({"node": node, "gpus": rows, "cpu_runs": cpu_runs.get(node.pk, [])})
+    return {
+        "runs": runs,
+        "datasets": Dataset.objects.filter(owner=user).order_by("-created_at")[:20],
+        "nodes": nodes,
+        "queue_length": len(positions),
+        "running_count": TrainingRun.objects.filter(status__in=ON_GPU).count(),
+        "user": user,
+    }
+
+
+@login_required
+def lab_board(request):
+    """The lab board as an HTML fragment (what the dashboard socket pushes)."""
+    return render(request, "training/includes/lab_board.html", dashboard_context(request.user))
+
+
+@login_required
+def run_list(request):
+    """The user's runs (staff: every run), newest first."""
+    runs = TrainingRun.objects.visible_to(request.user).select_related(
+        "owner", "base_model", "dataset", "node", "gpu"
+    )
+    status = request.GET.get("status", "")
+    if status in RunStatus.values:
+        runs = runs.filter(status=status)
+    runs = list(runs[:RUNS_PER_PAGE])
+    positions = scheduler.queue_positions()
+    for run in runs:
+        run.queue_position = positions.get(run.pk)
+    context = {"runs": runs, "statuses": RunStatus.choices, "status": status}
+    return render(request, "training/run_list.html", context)
+
+
+def _preset_from(request) -> Preset | None:
+    raw = request.POST.get("preset") or request.GET.get("preset")
+    presets = Preset.objects.filter(enabled=True)
+    if raw:
+        try:
+            return presets.filter(pk=int(raw)).first()
+        except ValueError:
+            return None
+    return presets.first()
+
+
+def preview(form: RunForm) -> dict:
+    """The plan and lint shown while a user edits the form; `blocking` says why submit fails."""
+    data = form.cleaned_data if hasattr(form, "cleaned_data") else {}
+    result = {"plan": None, "gpus": [], "lint": None, "blocking": [], "param_errors": {}}
+    preset, dataset = data.get("preset"), data.get("dataset")
+    params = data.get("params")
+    if params is None and form.errors:
+        result["param_errors"] = {k: v for k, v in form.errors.items() if k != "__all__"}
+    if preset is not None and params is not None:
+        budget = services.largest_gpu_mib()
+        plan = vram_plan(preset.architecture, params, budget or services.DEFAULT_BUDGET_MIB)
+        result["plan"] = plan
+        result["gpus"] = candidate_gpus(preset.architecture, params)
+        if budget is not None and not plan.fits:
+            result["blocking"].append(f"No GPU of the lab can hold this run: {plan.message}")
+    if dataset is not None:
+        # lint's bucket maths divides by zero below 256 px (the demo trains at 32-256).
+        resolution = max(256, int((params or {}).get("resolution") or 1024))
+        lint = lint_dataset(dataset, resolution=resolution)
+        result["lint"] = lint
+        for finding in lint.errors:
+            result["blocking"].append(f"Dataset: {finding.message} {finding.action}")
+    return result
+
+
+@login_required
+def run_create(request):
+    """Pick dataset, model and preset, set the open knobs, see the plan, submit."""
+    preset = _preset_from(request)
+    if request.method == "POST" and request.POST.get("submit") == "1":
+        form = RunForm(request.POST, user=request.user, preset=preset)
+        if form.is_valid():
+            check = preview(form)
+            if check["blocking"]:
+                for reason in check["blocking"]:
+                    form.add_error(None, reason)
+            else:
+                try:
+                    run = services.submit_run(
+                        request.user,
+                        dataset=form.cleaned_data["dataset"],
+                        base_model=form.cleaned_data["base_model"],
+                        preset=form.cleaned_data["preset"],
+                        params=form.cleaned_data["params"],
+                        name=form.cleaned_data["name"],
+                        by=request.user,
+                    )
+                except ParamError as exc:
+                    for name, message in exc.errors.items():
+                        form.add_error(None, f"{name}: {message}")
+                except (ValidationError, PermissionDenied) as exc:
+                    form.add_error(None, "; ".join(getattr(exc, "messages", [str(exc)])))
+                else:
+                    messages.success(request, f"Run #{run.pk} submitted.")
+                    return redirect("training:run-detail", pk=run.pk)
+    else:
+        initial = {"dataset": request.GET.get("dataset")} if request.GET.get("dataset") else {}
+        data = request.POST if request.method == "POST" else None
+        form = RunForm(data, user=request.user, preset=preset, initial=initial)
+    check = preview(form) if form.is_bound and form.is_valid() else None
+    return render(request, "training/run_form.html", {"form": form, "check": check})
+
+
+@login_required
+def run_plan(request):
+    """The live plan preview (HTML fragment) for the form's current values."""
+    form = RunForm(request.GET, user=request.user, preset=_preset_from(request))
+    form.is_valid()
+    return render(request, "training/includes/plan.html", {"check": preview(form), "form": form})
+
+
+@login_required
+def run_detail(request, pk: int):
+    """Status, timeline, progress, loss chart, live log, samples, files and the exact command."""
+    run = get_run_for_user(request, pk)
+    context = {
+        "run": run,
+        "events": run.events.select_related("actor"),
+        "artifacts": run.artifacts.all(),
+        "samples": run.samples.all(),
+        "queue_position": scheduler.queue_position(run),
+        "argv_text": " ".join(run.argv or []),
+        "log_chunks": RunLog.objects.filter(run=run).count(),
+    }
+    return render(request, "training/run_detail.html", context)
+
+
+@login_required
+@require_POST
+def run_cancel(request, pk: int):
+    """Cancel a run (or ask its runner to stop it)."""
+    run = get_run_for_user(request, pk)
+    try:
+        services.cancel_run(run, by=request.user)
+    except ValidationError as exc:
+        messages.error(request, "; ".join(exc.messages))
+    else:
+        messages.success(request, f"Run #{run.pk}: cancel requested.")
+    return redirect("training:run-detail", pk=run.pk)
+
+
+@login_required
+@require_POST
+def run_rerun(request, pk: int):
+    """Submit a new run with the same dataset, model, preset and parameters."""
+    run = get_run_for_user(request, pk)
+    try:
+        new = services.rerun(run, by=request.user)
+    except ParamError as exc:
+        messages.error(request, f"Cannot run again: {exc}")
+    except (ValidationError, PermissionDenied) as exc:
+        messages.error(
+            request, "Cannot run again: " + "; ".join(getattr(exc, "messages", [str(exc)]))
+        )
+    else:
+        messages.success(request, f"Run #{new.pk} submitted with the same parameters.")
+        return redirect("training:run-detail", pk=new.pk)
+    return redirect("training:run-detail", pk=run.pk)
+
+
+def _file_response(field, *, as_attachment: bool) -> FileResponse:
+    try:
+        handle = field.open("rb")
+    except (FileNotFoundError, ValueError):
+        raise Http404("The file is gone from the server.") from None
+    name = field.name.rsplit("/", 1)[-1]
+    content_type = mimetypes.guess_type(name)[0] or "application/octet-stream"
+    return FileResponse(
+        handle, as_attachment=as_attachment, filename=name, content_type=content_type
+    )
+
+
+@login_required
+def artifact_download(request, pk: int, artifact_id: int):
+    """Download a LoRA file of a run the user may see."""
+    run = get_run_for_user(request, pk)
+    artifact = get_object_or_404(LoraArtifact, pk=artifact_id, run=run)
+    return _file_response(artifact.file, as_attachment=True)
+
+
+@login_required
+def sample_file(request, pk: int, sample_id: int):
+    """A sample image of a run the user may see."""
+    run = get_run_for_user(request, pk)
+    sample = get_object_or_404(SampleImage, pk=sample_id, run=run)
+    response = _file_response(sample.file, as_attachment=False)
+    response["Cache-Control"] = "private, max-age=3600"
+    return response
+
+
+@login_required
+def run_log(request, pk: int):
+    """The run's full log as plain text."""
+    run = get_run_for_user(request, pk)
+    # The runner caps a run's log, so one response holds it (a sync iterator would be
+    # buffered by the ASGI handler anyway).
+    chunks = RunLog.objects.filter(run=run).order_by("seq").values_list("text", flat=True)
+    response = HttpResponse("".join(chunks), content_type="text/plain; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="run-{run.pk}.log"'
+    return response
