@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import io
+import shutil
+import sys
+from pathlib import Path
 
 from PIL import Image
 
 from datasets.services import add_images, create_dataset, save_captions
-from tests.factories import make_base_model, make_node
+from tests.factories import make_base_model, make_gpu, make_node
 from training import services
 
 
@@ -49,4 +52,35 @@ def submit_demo(owner, *, node=None, dataset=None, params=None, **kw):
         base_model=base,
         params=dict(DEMO_PARAMS if params is None else params),
         **kw,
+    )
+
+
+FAKE_TRAINERS = Path(__file__).resolve().parent / "fake_trainers"
+
+
+def fake_sdscripts(folder: Path, trainer: str) -> Path:
+    """A fake sd-scripts folder whose train_network.py is one of tests/fake_trainers."""
+    folder.mkdir(parents=True, exist_ok=True)
+    shutil.copy(FAKE_TRAINERS / "_common.py", folder / "_common.py")
+    shutil.copy(FAKE_TRAINERS / f"{trainer}.py", folder / "train_network.py")
+    return folder
+
+
+def submit_fake_sd15(owner, tmp_path: Path, trainer: str, **node_kw):
+    """An SD 1.5 run on a node with one fake 24 GB GPU whose sd-scripts is a fake trainer."""
+    checkpoint = tmp_path / "models" / "sd15.safetensors"
+    checkpoint.parent.mkdir(parents=True, exist_ok=True)
+    checkpoint.write_bytes(b"not really a model")
+    node = make_node(
+        sdscripts_dir=str(fake_sdscripts(tmp_path / f"sd-scripts-{trainer}", trainer)),
+        sdscripts_python=sys.executable,
+        **node_kw,
+    )
+    make_gpu(node=node, total_mib=24576)
+    base = make_base_model(architecture="sd15", checkpoint=str(checkpoint))
+    return services.submit_run(
+        owner,
+        dataset=make_image_dataset(owner),
+        base_model=base,
+        params={"max_train_epochs": 1},
     )

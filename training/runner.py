@@ -32,7 +32,7 @@ from django.utils import timezone
 from training import comfyui, nvml
 from training.choices import Architecture, ArtifactKind, FailureReason, RunStatus
 from training.lifecycle import TransitionError, notify, run_state, transition
-from training.models import LoraArtifact, RunLog, SampleImage, TrainingRun
+from training.models import GPU, LoraArtifact, RunLog, SampleImage, TrainingRun
 from training.outcome import classify_exit
 from training.progress import (
     StreamSplitter,
@@ -373,6 +373,8 @@ class Runner:
                 FailureReason.NODE_OFFLINE, f"GPU {run.gpu.index} is not visible on {node.name}."
             )
         if free < need:
+            # Record what we measured so that dispatch does not send the run straight back.
+            GPU.objects.filter(pk=run.gpu_id).update(free_mib=free, updated_at=timezone.now())
             raise NotEnoughMemory(
                 f"GPU {run.gpu.index} on {node.name} has {free / 1024:.1f} GB free, "
                 f"the run needs {need / 1024:.1f} GB."
