@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import io
+import os
 import shutil
+import signal
+import subprocess
 import sys
 from pathlib import Path
 
@@ -84,3 +87,76 @@ def submit_fake_sd15(owner, tmp_path: Path, trainer: str, **node_kw):
         base_model=base,
         params={"max_train_epochs": 1},
     )
+
+
+def database_url(settings_dict: dict) -> str:
+    """A DATABASE_URL for the database Django is connected to (the test database in tests)."""
+    from urllib.parse import quote
+
+    if settings_dict["ENGINE"].endswith("sqlite3"):
+        return "sqlite:///" + str(settings_dict["NAME"])
+    user = quote(settings_dict.get("USER") or "")
+    password = settings_dict.get("PASSWORD") or ""
+    auth = f"{user}:{quote(password)}@" if password else (f"{user}@" if user else "")
+    host = quote(settings_dict.get("HOST") or "localhost", safe="")
+    port = f":{settings_dict['PORT']}" if settings_dict.get("PORT") else ""
+    return f"postgres://{auth}{host}{port}/{quote(settings_dict['NAME'])}"
+
+
+def cluster_env(node: str, *, fake_gpus: str = "", **extra: str) -> dict:
+    """Environment for a qcluster/node process sharing this process's database and files."""
+    from django.conf import settings
+    from django.db import connection
+
+    env = dict(os.environ)
+    env.update(
+        DATABASE_URL=database_url(connection.settings_dict),
+        LORASTUDIO_NODE=node,
+        LORASTUDIO_GPU_BACKEND="fake",
+        LORASTUDIO_FAKE_GPUS=fake_gpus,
+        LORASTUDIO_MEDIA_DIR=str(settings.MEDIA_ROOT),
+        LORASTUDIO_WORK_DIR=str(settings.LORASTUDIO_WORK_DIR),
+        LORASTUDIO_Q_POLL="0.05",
+        LORASTUDIO_Q_SYNC="False",
+        SECRET_KEY=settings.SECRET_KEY,
+        PYTHONUNBUFFERED="1",
+        Q_LOG_LEVEL="INFO",
+    )
+    env.update(extra)
+    return env
+
+
+def start_qcluster(env: dict, log_path: Path) -> subprocess.Popen:
+    """Start `manage.py qcluster` in its own session, its output in log_path."""
+    from django.conf import settings
+
+    log = open(log_path, "wb")  # noqa: SIM115 - closed by stop_process
+    proc = subprocess.Popen(
+        [sys.executable, "manage.py", "qcluster"],
+        cwd=settings.BASE_DIR,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    proc.log_file = log
+    return proc
+
+
+def stop_process(proc: subprocess.Popen, grace: float = 15.0) -> None:
+    """SIGTERM the main process (qcluster waits for its task), then SIGKILL the group."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            pass
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    if proc.poll() is None:
+        proc.wait(timeout=10)
+    log = getattr(proc, "log_file", None)
+    if log is not None:
+        log.close()
