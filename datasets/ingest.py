@@ -100,6 +100,8 @@ class Inspector:
             if self._pool is None:
                 # forkserver: never fork a web server's threads or its database connections.
                 context = multiprocessing.get_context("forkserver")
+                # Workers fork from a server that has Pillow imported already.
+                context.set_forkserver_preload(["datasets.images"])
                 self._pool = ProcessPoolExecutor(max_workers=workers, mp_context=context)
             results = iter(list(self._pool.map(self._check, todo)))
         return [ImageRejected(item.refused) if item.refused else next(results) for item in items]
