@@ -262,3 +262,16 @@ def test_export_with_unsafe_trigger_uses_a_safe_folder_name(student, tmp_path):
     subset = export_dataset(dataset, tmp_path)
     assert Path(subset.image_dir).parent == tmp_path.resolve()
     assert Path(subset.image_dir).name == "2_My_Set"
+
+
+def test_large_batches_are_inspected_in_worker_processes_in_order(student, monkeypatch):
+    from datasets import ingest
+
+    monkeypatch.setattr(ingest, "POOL_MIN_BYTES", 0)
+    dataset = make_dataset(owner=student)
+    files = [(f"{i}.jpg", make_image_bytes("JPEG", (300, 200), seed=i + 1)) for i in range(5)]
+    files.insert(2, ("bad.png", b"not an image"))
+    report = services.add_images(dataset, files)
+    assert [name for name, _ in report.rejected] == ["bad.png"]
+    stored = list(dataset.images.order_by("pk").values_list("original_name", "width"))
+    assert stored == [(f"{i}.jpg", 300) for i in range(5)]
