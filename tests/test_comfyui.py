@@ -101,3 +101,25 @@ def test_comfyui_memory_held_by_torch_counts_as_reclaimable(fake_ui):
 def test_unreachable_ui_raises_a_clear_error():
     with pytest.raises(comfyui.UIError, match="127.0.0.1:9"):
         comfyui.comfyui_free("http://127.0.0.1:9", timeout=0.5)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_runner_asks_comfyui_and_swarmui_before_starting_the_trainer(
+    fake_ui, student, tmp_path, settings
+):
+    from tests.queue_helpers import submit_fake_sd15
+    from training import runner
+
+    url, calls = fake_ui
+    settings.LORASTUDIO_FAKE_GPUS = "24576:Fake"
+    run = submit_fake_sd15(student, tmp_path, "no_data", comfyui_url=url, swarmui_url=url)
+    run.refresh_from_db()
+    assert run.status == "assigned"
+
+    runner.execute(run.pk)
+
+    posts = [(path, body) for method, path, body in calls if method == "POST"]
+    assert posts[0] == ("/free", {"unload_models": True, "free_memory": True})
+    assert [p for p, _ in posts[1:]] == ["/API/GetNewSession", "/API/FreeBackendMemory"]
+    log = "".join(run.log_chunks.values_list("text", flat=True))
+    assert log.index("Asked ComfyUI") < log.index("Starting:")
