@@ -53,6 +53,11 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=20)
     parser.add_argument("--pairs", type=int, default=5)
+    parser.add_argument(
+        "--stack-from-env",
+        action="store_true",
+        help="use DATABASE_URL / REDIS_URL from the environment (bench/run_all.py)",
+    )
     opts = parser.parse_args()
 
     tmp = Path(tempfile.mkdtemp(prefix="lorastudio-bench-queue-"))
@@ -69,8 +74,9 @@ def main() -> int:
         BENCH_STAMPS=str(stamps),
         LOG_LEVEL="WARNING",
     )
-    os.environ.pop("DATABASE_URL", None)
-    os.environ.pop("REDIS_URL", None)
+    if not opts.stack_from_env:
+        os.environ.pop("DATABASE_URL", None)
+        os.environ.pop("REDIS_URL", None)
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "lorastudio.settings")
     import django
 
@@ -154,7 +160,10 @@ def main() -> int:
         stop_process(cluster)
 
     poll = os.environ.get("LORASTUDIO_Q_POLL", "0.05")
-    print(f"default stack: SQLite, ORM broker (poll {poll} s), one fake GPU")
+    if os.environ.get("REDIS_URL"):
+        print("PostgreSQL/Redis stack from the environment: Redis broker, one fake GPU")
+    else:
+        print(f"default stack: SQLite, ORM broker (poll {poll} s), one fake GPU")
     for label, values in (
         (f"submit → trainer start, idle node ({len(latencies)} runs)", latencies),
         (f"idle gap between two queued runs ({len(gaps)} pairs)", gaps),

@@ -79,7 +79,11 @@ def transition(
     5. On commit, push the new state to the run's group and the lab board.
     """
     to = RunStatus(to)
-    locked = TrainingRun.objects.select_for_update().select_related("node", "gpu").get(pk=run.pk)
+    locked = (
+        TrainingRun.objects.select_for_update(of=("self",))
+        .select_related("node", "gpu")
+        .get(pk=run.pk)
+    )
     current = locked.status
     if expect is not None:
         expected = (expect,) if isinstance(expect, str) else tuple(expect)
