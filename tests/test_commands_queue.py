@@ -85,3 +85,32 @@ def test_demo_command_is_idempotent_and_prints_the_page(staff):
 def test_demo_command_with_unknown_owner_fails():
     with pytest.raises(CommandError, match="no user"):
         run_cmd("demo", "--owner", "nobody")
+
+
+@pytest.mark.parametrize(
+    "step, total, expected",
+    [(0, None, "step 0"), (5, 10, "[###---]  5/10"), (10, 10, "[######] 10/10")],
+)
+def test_progress_bar(step, total, expected):
+    from training.follow import progress_bar
+
+    assert progress_bar(step, total, width=6) == expected
+
+
+def test_follow_prints_the_log_and_the_end(student):
+    from training.follow import follow_run
+    from training.lifecycle import transition
+    from training.models import RunLog
+
+    run = submit_demo(student)
+    RunLog.objects.create(run=run, seq=1, text="epoch 1/1\nmodel saved.\n")
+    transition(run, RunStatus.CANCELLED, note="Cancelled by alice.")
+    lines = []
+    ended = follow_run(run.pk, write=lines.append, poll=0.01)
+    assert ended.status == RunStatus.CANCELLED
+    assert lines == [
+        "  | epoch 1/1",
+        "  | model saved.",
+        f"Run #{run.pk} cancelled",
+        "Cancelled by alice.",
+    ]
