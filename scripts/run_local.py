@@ -89,6 +89,7 @@ def main() -> int:
         children.append(("node agent", start("node agent", [PY, "manage.py", "node_agent"])))
 
     stopping = False
+    demo: subprocess.Popen | None = None
 
     def on_signal(signum, frame):
         nonlocal stopping
@@ -101,13 +102,15 @@ def main() -> int:
             print("The web server did not start; see the messages above.")
             return 1
         url = f"http://{HOST}:{PORT}/"
-        if (ROOT / "training/management/commands/demo.py").exists() and not stopping:
-            manage("demo", check=False)
         print(
             f"\nLoRA Studio is running at {url}\n"
             f"  Staff admin: {url}admin/  (log in with the superuser printed above)\n"
             "  Press Ctrl-C to stop the web server and the worker.\n"
         )
+        if not stopping:
+            # Follows the demo run in this terminal (log lines, progress) until it ends; it
+            # shares our process group, so Ctrl-C stops it too. Its exit stops nothing.
+            demo = subprocess.Popen([PY, "manage.py", "demo", "--wait"], cwd=ROOT)
         while not stopping:
             for name, proc in children:
                 if proc.poll() is not None:
@@ -115,6 +118,9 @@ def main() -> int:
                     stopping = True
             time.sleep(0.5)
     finally:
+        if demo is not None and demo.poll() is None:
+            demo.terminate()
+            demo.wait()
         stop(children)
     print("Stopped.")
     return 0

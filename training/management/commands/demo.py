@@ -74,6 +74,12 @@ class Command(BaseCommand):
             run = follow_run(run.pk, write=self.stdout.write)
             if run.status != "succeeded":
                 raise CommandError(f"Demo run #{run.pk} ended {run.status}.")
+            self.stdout.write(
+                self.style.SUCCESS(
+                    f"Demo run #{run.pk} succeeded: its page /runs/{run.pk}/ shows the log, "
+                    "the loss chart, the samples and the LoRA to download."
+                )
+            )
 
     def _owner(self, username):
         users = get_user_model().objects
