@@ -44,8 +44,8 @@ def beat(node_name: str | None = None) -> GPUNode:
     1. Create the GPUNode row the first time (enabled, default work dir).
     2. Read the GPUs (NVML or the fake backend); a machine without a driver gets a clear
        "no NVIDIA GPU found" status message instead of an error.
-    3. Update or create one GPU row per device; rows of GPUs that vanished get 0 MiB free.
-    4. Stamp the node's heartbeat.
+    3. Stamp the node's heartbeat (this locks the node row first, as dispatch does).
+    4. Update or create one GPU row per device; rows of GPUs that vanished get 0 MiB free.
     """
     name = node_name or settings.LORASTUDIO_NODE
     node, created = GPUNode.objects.get_or_create(
@@ -58,6 +58,10 @@ def beat(node_name: str | None = None) -> GPUNode:
     )
     reclaimable = _reclaimable(node) if report.gpus else {}
     now = timezone.now()
+    # Stamp (and so lock) the node row before the GPU rows: dispatch's claim locks the node
+    # first too, and the opposite order deadlocks on PostgreSQL (claim's run row refers to
+    # a GPU row that update_or_create holds FOR UPDATE).
+    GPUNode.objects.filter(pk=node.pk).update(last_heartbeat=now, status_message=report.message)
     seen = []
     for reading in report.gpus:
         GPU.objects.update_or_create(
@@ -79,7 +83,6 @@ def beat(node_name: str | None = None) -> GPUNode:
         )
         seen.append(reading.index)
     node.gpus.exclude(index__in=seen).update(free_mib=0, reclaimable_mib=0, updated_at=now)
-    GPUNode.objects.filter(pk=node.pk).update(last_heartbeat=now, status_message=report.message)
     node.last_heartbeat = now
     node.status_message = report.message
     return node
