@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
@@ -16,10 +17,11 @@ from training.models import RunLog
 pytestmark = pytest.mark.django_db(transaction=True)
 
 SENDER = """
-import sys
+import importlib, json, sys
 from asgiref.sync import async_to_sync
-from lorastudio.channel_layer import SQLiteChannelLayer
-layer = SQLiteChannelLayer(path=sys.argv[1])
+config = json.loads(sys.argv[1])
+module, _, name = config["BACKEND"].rpartition(".")
+layer = getattr(importlib.import_module(module), name)(**config.get("CONFIG", {}))
 group = sys.argv[2]
 async_to_sync(layer.group_send)(group, {"type": "run.log", "seq": 1, "text": "from the worker\\n"})
 async_to_sync(layer.group_send)(group, {"type": "run.progress", "state": {"id": 0, "step": 3}})
@@ -27,16 +29,20 @@ async_to_sync(layer.group_send)(group, {"type": "run.progress", "state": {"id": 
 
 
 @pytest.fixture
-def sqlite_layer(settings, tmp_path):
-    """The default layer, on a file this test owns, so another process can reach it."""
-    path = tmp_path / "channels.sqlite3"
-    settings.CHANNEL_LAYERS = {
-        "default": {
-            "BACKEND": "lorastudio.channel_layer.SQLiteChannelLayer",
-            "CONFIG": {"path": str(path), "poll_interval": 0.005},
+def shared_layer(settings, tmp_path):
+    """A layer another process can reach; its settings as JSON for that process.
+
+    The configured channels_redis layer in the PostgreSQL + Redis pass (REDIS_URL set),
+    otherwise the default SQLite layer on a file this test owns.
+    """
+    if not settings.REDIS_URL:
+        settings.CHANNEL_LAYERS = {
+            "default": {
+                "BACKEND": "lorastudio.channel_layer.SQLiteChannelLayer",
+                "CONFIG": {"path": str(tmp_path / "channels.sqlite3"), "poll_interval": 0.005},
+            }
         }
-    }
-    return str(path)
+    return json.dumps(settings.CHANNEL_LAYERS["default"])
 
 
 def _connect(path, user):
@@ -52,7 +58,7 @@ def _connect(path, user):
     return async_to_sync(go)()
 
 
-def test_owner_and_staff_receive_messages_sent_from_another_process(sqlite_layer, student, staff):
+def test_owner_and_staff_receive_messages_sent_from_another_process(shared_layer, student, staff):
     run = make_run(owner=student)
 
     async def go(cookie):
@@ -62,7 +68,7 @@ def test_owner_and_staff_receive_messages_sent_from_another_process(sqlite_layer
         state = await comm.receive_json_from(timeout=5)
         assert state["type"] == "state" and state["state"]["id"] == run.pk
         proc = await sync_to_async(subprocess.run)(
-            [sys.executable, "-c", SENDER, sqlite_layer, f"run-{run.pk}"], timeout=60
+            [sys.executable, "-c", SENDER, shared_layer, f"run-{run.pk}"], timeout=60
         )
         assert proc.returncode == 0
         log = await comm.receive_json_from(timeout=5)
@@ -115,7 +121,7 @@ def test_connect_sends_state_then_log_tail(student):
     assert log["chunks"] == [[1, "line 1\n"], [2, "line 2\n"], [3, "line 3\n"]]
 
 
-def test_resume_after_dropped_connection_gives_every_line_exactly_once(sqlite_layer, student):
+def test_resume_after_dropped_connection_gives_every_line_exactly_once(shared_layer, student):
     run = make_run(owner=student)
     layer = get_channel_layer()
     group = f"run-{run.pk}"
