@@ -126,13 +126,13 @@ def cluster_env(node: str, *, fake_gpus: str = "", **extra: str) -> dict:
     return env
 
 
-def start_qcluster(env: dict, log_path: Path) -> subprocess.Popen:
-    """Start `manage.py qcluster` in its own session, its output in log_path."""
+def start_process(argv: list[str], env: dict, log_path: Path) -> subprocess.Popen:
+    """Start `argv` in the project folder in its own session, its output in log_path."""
     from django.conf import settings
 
     log = open(log_path, "wb")  # noqa: SIM115 - closed by stop_process
     proc = subprocess.Popen(
-        [sys.executable, "manage.py", "qcluster"],
+        argv,
         cwd=settings.BASE_DIR,
         env=env,
         stdout=log,
@@ -141,6 +141,11 @@ def start_qcluster(env: dict, log_path: Path) -> subprocess.Popen:
     )
     proc.log_file = log
     return proc
+
+
+def start_qcluster(env: dict, log_path: Path) -> subprocess.Popen:
+    """Start `manage.py qcluster` in its own session, its output in log_path."""
+    return start_process([sys.executable, "manage.py", "qcluster"], env, log_path)
 
 
 def stop_process(proc: subprocess.Popen, grace: float = 15.0) -> None:
