@@ -1,0 +1,8 @@
+"""The lab's Django admin for staff: nodes, models, presets, runs and their history.
+
+Importing the modules registers their ModelAdmins with the default admin site.
+"""
+
+from training.admin import catalog, nodes, records, runs
+
+__all__ = ["catalog", "nodes", "records", "runs"]

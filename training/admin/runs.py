@@ -1,0 +1,230 @@
+"""Admin for training runs: the changelist staff steer the lab from, and each run's page."""
+
+from __future__ import annotations
+
+from django.contrib import admin
+from django.utils.html import format_html
+from simple_history.admin import SimpleHistoryAdmin
+
+from training.admin.common import ReadOnlyInline, mib
+from training.choices import ACTIVE, TERMINAL
+from training.models import LoraArtifact, RunEvent, SampleImage, TrainingRun
+
+
+class ActiveFilter(admin.SimpleListFilter):
+    title = "state"
+    parameter_name = "state"
+
+    def lookups(self, request, model_admin):
+        return (("active", "Active"), ("finished", "Finished"))
+
+    def queryset(self, request, queryset):
+        if self.value() == "active":
+            return queryset.filter(status__in=ACTIVE)
+        if self.value() == "finished":
+            return queryset.filter(status__in=TERMINAL)
+        return queryset
+
+
+class RunEventInline(ReadOnlyInline):
+    model = RunEvent
+    fields = ("created_at", "kind", "from_status", "to_status", "reason", "actor", "note")
+    readonly_fields = fields
+
+
+class LoraArtifactInline(ReadOnlyInline):
+    model = LoraArtifact
+    fields = ("kind", "epoch", "step", "file", "size", "sha256", "published_path")
+    readonly_fields = fields
+
+    @admin.display(description="Size")
+    def size(self, artifact):
+        return f"{artifact.size_bytes / 1_048_576:.1f} MB"
+
+
+class SampleImageInline(ReadOnlyInline):
+    model = SampleImage
+    fields = ("preview", "epoch", "index", "prompt")
+    readonly_fields = fields
+
+    @admin.display(description="Sample")
+    def preview(self, sample):
+        url = _sample_url(sample)
+        if not url:
+            return "—"
+        return format_html('<img src="{}" alt="" style="max-height:96px">', url)
+
+
+def _sample_url(sample) -> str:
+    from django.urls import NoReverseMatch, reverse
+
+    try:
+        return reverse("training:sample-file", args=[sample.run_id, sample.pk])
+    except NoReverseMatch:
+        return ""
+
+
+@admin.register(TrainingRun)
+class TrainingRunAdmin(SimpleHistoryAdmin):
+    list_display = (
+        "__str__",
+        "owner",
+        "status_badge",
+        "failure_reason",
+        "priority",
+        "base_model",
+        "dataset",
+        "node_gpu",
+        "progress",
+        "vram",
+        "created_at",
+    )
+    list_filter = (
+        ActiveFilter,
+        "status",
+        "failure_reason",
+        "base_model__architecture",
+        "node",
+        "owner",
+    )
+    list_select_related = ("owner", "base_model", "dataset", "node", "gpu")
+    search_fields = ("id", "name", "owner__username", "dataset__name", "base_model__name")
+    date_hierarchy = "created_at"
+    raw_id_fields = ("owner", "dataset", "regularization_dataset", "rerun_of")
+    readonly_fields = (
+        "status",
+        "failure_reason",
+        "status_message",
+        "node",
+        "gpu",
+        "vram_estimate_mib",
+        "vram_peak_mib",
+        "plan",
+        "step",
+        "total_steps",
+        "epoch",
+        "total_epochs",
+        "loss",
+        "speed",
+        "eta_seconds",
+        "argv_text",
+        "dataset_config",
+        "work_dir",
+        "created_at",
+        "queued_at",
+        "started_at",
+        "finished_at",
+        "cancel_requested_at",
+        "heartbeat_at",
+        "pgid",
+        "exit_code",
+        "task_id",
+    )
+    fieldsets = (
+        (
+            None,
+            {"fields": ("owner", "name", "status", "failure_reason", "status_message", "priority")},
+        ),
+        (
+            "What to train",
+            {
+                "fields": (
+                    "dataset",
+                    "regularization_dataset",
+                    "base_model",
+                    "preset",
+                    "params",
+                    "extra_flags",
+                    "sample_prompts",
+                    "rerun_of",
+                )
+            },
+        ),
+        (
+            "Placement and memory",
+            {"fields": ("node", "gpu", "vram_estimate_mib", "vram_peak_mib", "plan")},
+        ),
+        (
+            "Progress",
+            {
+                "fields": (
+                    "step",
+                    "total_steps",
+                    "epoch",
+                    "total_epochs",
+                    "loss",
+                    "speed",
+                    "eta_seconds",
+                )
+            },
+        ),
+        (
+            "Exact command (for reproducibility)",
+            {"fields": ("argv_text", "dataset_config", "work_dir")},
+        ),
+        (
+            "Process",
+            {
+                "fields": (
+                    "created_at",
+                    "queued_at",
+                    "started_at",
+                    "finished_at",
+                    "cancel_requested_at",
+                    "heartbeat_at",
+                    "pgid",
+                    "exit_code",
+                    "task_id",
+                )
+            },
+        ),
+    )
+    inlines = [RunEventInline, LoraArtifactInline, SampleImageInline]
+
+    def get_readonly_fields(self, request, obj=None):
+        fields = list(super().get_readonly_fields(request, obj))
+        if obj is not None:
+            # What a run trains is fixed once it exists: "run again" makes a new run.
+            fields += [
+                "owner",
+                "dataset",
+                "regularization_dataset",
+                "base_model",
+                "preset",
+                "params",
+                "extra_flags",
+                "sample_prompts",
+                "rerun_of",
+            ]
+        return fields
+
+    def has_add_permission(self, request):
+        # Runs are submitted through the submit service (pages or `manage.py train`), which
+        # validates the parameters and plans the memory.
+        return False
+
+    @admin.display(description="Status", ordering="status")
+    def status_badge(self, run):
+        return format_html(
+            '<span class="badge status-{}">{}</span>', run.status, run.get_status_display()
+        )
+
+    @admin.display(description="Node / GPU", ordering="node__name")
+    def node_gpu(self, run):
+        if not run.node_id:
+            return "—"
+        return f"{run.node.name} / {run.gpu.index}" if run.gpu_id else run.node.name
+
+    @admin.display(description="Progress")
+    def progress(self, run):
+        if not run.total_steps:
+            return "—"
+        return f"{run.step}/{run.total_steps} ({run.progress_pct:.0f}%)"
+
+    @admin.display(description="VRAM est. / peak")
+    def vram(self, run):
+        return f"{mib(run.vram_estimate_mib)} / {mib(run.vram_peak_mib)}"
+
+    @admin.display(description="argv")
+    def argv_text(self, run):
+        return format_html("<pre>{}</pre>", " ".join(run.argv or []))
