@@ -23,6 +23,10 @@ class GPUInline(ReadOnlyInline):
     )
     readonly_fields = fields
 
+    def get_queryset(self, request):
+        # Each row is titled with str(gpu), which names its node.
+        return super().get_queryset(request).select_related("node")
+
     @admin.display(description="Free / total")
     def memory(self, gpu):
         return f"{mib(gpu.free_mib)} / {mib(gpu.total_mib)}"

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.utils.html import format_html
 from simple_history.admin import SimpleHistoryAdmin
 
+from training.admin.actions import REFUSALS, RUN_ACTIONS, RunActionForm, refusal_text
 from training.admin.common import ReadOnlyInline, mib
 from training.choices import ACTIVE, TERMINAL
 from training.models import LoraArtifact, RunEvent, SampleImage, TrainingRun
+from training.services import reprioritise_run
 
 
 class ActiveFilter(admin.SimpleListFilter):
@@ -30,6 +32,9 @@ class RunEventInline(ReadOnlyInline):
     model = RunEvent
     fields = ("created_at", "kind", "from_status", "to_status", "reason", "actor", "note")
     readonly_fields = fields
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("actor")
 
 
 class LoraArtifactInline(ReadOnlyInline):
@@ -180,6 +185,8 @@ class TrainingRunAdmin(SimpleHistoryAdmin):
         ),
     )
     inlines = [RunEventInline, LoraArtifactInline, SampleImageInline]
+    actions = RUN_ACTIONS
+    action_form = RunActionForm
 
     def get_readonly_fields(self, request, obj=None):
         fields = list(super().get_readonly_fields(request, obj))
@@ -197,6 +204,26 @@ class TrainingRunAdmin(SimpleHistoryAdmin):
                 "rerun_of",
             ]
         return fields
+
+    def save_model(self, request, obj, form, change):
+        """Save only what staff changed; a new priority goes through `reprioritise_run`.
+
+        Writing only the changed columns leaves alone what the runner writes meanwhile
+        (progress, heartbeat, status), and the service puts the priority change, with who
+        made it, on the run's timeline.
+        """
+        if not change:
+            return super().save_model(request, obj, form, change)
+        fields = [name for name in form.changed_data if name != "priority"]
+        if fields:
+            obj.save(update_fields=fields)
+        if "priority" in form.changed_data:
+            try:
+                reprioritise_run(obj, priority=form.cleaned_data["priority"], by=request.user)
+            except REFUSALS as exc:
+                self.message_user(
+                    request, f"Priority not changed: {refusal_text(exc)}", messages.WARNING
+                )
 
     def has_add_permission(self, request):
         # Runs are submitted through the submit service (pages or `manage.py train`), which
