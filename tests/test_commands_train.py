@@ -1,4 +1,4 @@
-"""`manage.py train --dry-run --json` and `register_base_model`."""
+"""`manage.py train` (dry run and submit) and `register_base_model`."""
 
 import json
 from io import StringIO
@@ -161,3 +161,40 @@ def test_seed_command_comes_out_of_the_sd35_medium_preset(student):
     assert out["vram"]["savers"] == []
     assert "resolution = 768" in out["dataset_config"]
     assert "batch_size = 1" in out["dataset_config"]
+
+
+def submit(*args):
+    out = StringIO()
+    call_command("train", *args, stdout=out)
+    return out.getvalue()
+
+
+def test_submit_queues_a_run(student):
+    make_dataset(owner=student, name="dogs")
+    BaseModel.objects.create(name="demo", architecture="demo")
+    assert "is queued" in submit("--dataset", "dogs", "--base-model", "demo")
+    assert TrainingRun.objects.get().status == "queued"
+
+
+def test_disabled_base_model_is_a_command_error_creating_nothing(student):
+    make_dataset(owner=student, name="dogs")
+    BaseModel.objects.create(name="old demo", architecture="demo", enabled=False)
+    with pytest.raises(CommandError, match=r"^Base model old demo is disabled\.$"):
+        submit("--dataset", "dogs", "--base-model", "old demo")
+    assert TrainingRun.objects.count() == 0
+
+
+def test_another_students_private_dataset_is_a_command_error(student, other_student):
+    make_dataset(owner=student, name="dogs")
+    BaseModel.objects.create(name="demo", architecture="demo")
+    with pytest.raises(CommandError, match="Dataset dogs is not available to bob"):
+        submit("--dataset", "dogs", "--base-model", "demo", "--owner", "bob")
+    assert TrainingRun.objects.count() == 0
+
+
+def test_run_no_gpu_of_the_lab_can_hold_is_a_command_error(student, sd35l):
+    make_dataset(owner=student, name="dogs")
+    make_gpu(node=make_node(name="small"), total_mib=2048)
+    with pytest.raises(CommandError, match="No GPU of the lab can hold this run"):
+        submit("--dataset", "dogs", "--base-model", "SD3.5 Large", "--set", "resolution=1024")
+    assert TrainingRun.objects.count() == 0

@@ -3,6 +3,7 @@
 import json
 
 from django.contrib.auth import get_user_model
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
 from datasets.models import Dataset
@@ -15,6 +16,10 @@ from training.vram import plan
 
 def _errors(exc: ParamError) -> str:
     return "; ".join(f"{field}: {message}" for field, message in exc.errors.items())
+
+
+def _refusal(exc: ValidationError | PermissionDenied) -> str:
+    return " ".join(exc.messages) if isinstance(exc, ValidationError) else str(exc)
 
 
 class Command(BaseCommand):
@@ -142,6 +147,10 @@ class Command(BaseCommand):
             )
         except ParamError as exc:
             raise CommandError(_errors(exc)) from None
+        except (ValidationError, PermissionDenied) as exc:
+            # The service's refusal (disabled model, dataset not the owner's, no GPU fits):
+            # its message, not a traceback; the service wrote nothing.
+            raise CommandError(_refusal(exc)) from None
         if opts["json"]:
             self.stdout.write(json.dumps({"run": run.pk, "status": run.status}))
         else:
