@@ -32,7 +32,7 @@ from django.utils import timezone
 from training import comfyui, nvml
 from training.choices import Architecture, ArtifactKind, FailureReason, RunStatus
 from training.lifecycle import TransitionError, notify, run_state, transition
-from training.models import GPU, LoraArtifact, RunLog, SampleImage, TrainingRun
+from training.models import GPU, LoraArtifact, RunLog, TrainingRun
 from training.outcome import classify_exit
 from training.progress import (
     StreamSplitter,
@@ -42,6 +42,7 @@ from training.progress import (
     parse_saved_path,
     parse_total_steps,
 )
+from training.samples import SampleCollector
 
 logger = logging.getLogger(__name__)
 
@@ -59,8 +60,6 @@ MODEL_KEYS = ("checkpoint", "clip_l", "clip_g", "t5xxl", "ae", "vae")
 
 _EPOCH_FILE = re.compile(r"-(\d{6})\.safetensors$")
 _STEP_FILE = re.compile(r"-step(\d{8})\.safetensors$")
-_SAMPLE_EPOCH = re.compile(r"_e(\d{6})_(\d{2})_")
-_SAMPLE_STEP = re.compile(r"_(\d{6})_(\d{2})_")
 
 
 class RunFailure(Exception):
@@ -331,6 +330,9 @@ class Runner:
         (work / "argv.json").write_text(json.dumps(built.argv, indent=1))
         self.work = work
         self.job = job
+        self.samples = SampleCollector(
+            run.pk, work / "output" / "sample", prompts=job.sample_prompts, store=self._store
+        )
         self.say(f"[LoRA Studio] Work directory {work}")
         return built
 
@@ -459,6 +461,8 @@ class Runner:
                     self.say("[LoRA Studio] Cancel requested: stopping the trainer.")
                     self.log.flush()
                     stop_group(self.pgid, self.proc, grace=TERM_GRACE_S)
+            if self.samples.due():
+                self.samples.scan()  # shows samples on the run page as they appear
             if self.backend == "nvml" and now - last_vram >= VRAM_POLL_S:
                 last_vram = now
                 used = nvml.process_memory_mib(self.backend, nvml.group_pids(self.pgid))
@@ -576,24 +580,7 @@ class Runner:
             if path != final:
                 self.collect_file(path)
         self.collect_file(final)
-        prompts = list(self.job.sample_prompts)
-        for path in sorted((output_dir / "sample").glob("*.png")):
-            epoch = step = None
-            index = 0
-            if m := _SAMPLE_EPOCH.search(path.name):
-                epoch, index = int(m[1]), int(m[2])
-            elif m := _SAMPLE_STEP.search(path.name):
-                step, index = int(m[1]), int(m[2])
-            SampleImage.objects.get_or_create(
-                run=self.run,
-                file=self._store(path),
-                defaults={
-                    "epoch": epoch,
-                    "step": step,
-                    "index": index,
-                    "prompt": prompts[index] if index < len(prompts) else "",
-                },
-            )
+        self.samples.scan(final=True)
         return final
 
     def publish(self, final: Path) -> str:

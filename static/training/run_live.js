@@ -78,9 +78,37 @@
     if (msg) text("run-message", msg);
     if (s.is_terminal) {
       finished = true;
-      // Files and samples are rendered by the server: reload once when the run ends.
+      // Files (and samples missed while offline) come from the server: reload once at the end.
       if (!wasTerminal) { wasTerminal = true; setTimeout(function () { location.reload(); }, 800); }
     }
+  }
+
+  // A sample the runner recorded while the trainer runs (each once; the page may have it).
+  function addSample(m) {
+    var box = document.getElementById("samples");
+    if (!box || box.querySelector('[data-sample-id="' + m.id + '"]')) return;
+    var none = document.getElementById("samples-none");
+    if (none) none.remove();
+    var fig = document.createElement("figure");
+    fig.dataset.sampleId = String(m.id);
+    var link = document.createElement("a");
+    link.href = m.url;
+    var img = document.createElement("img");
+    img.src = m.url;
+    img.alt = "Sample " + m.index;
+    link.appendChild(img);
+    var cap = document.createElement("figcaption");
+    cap.className = "small muted";
+    var where = [];
+    if (m.epoch !== null && m.epoch !== undefined) where.push("epoch " + m.epoch);
+    if (m.step !== null && m.step !== undefined) where.push("step " + m.step);
+    cap.appendChild(document.createTextNode(where.join(" · ")));
+    cap.appendChild(document.createElement("br"));
+    var prompt = m.prompt || "";
+    cap.appendChild(document.createTextNode(prompt.length > 80 ? prompt.slice(0, 79) + "…" : prompt));
+    fig.appendChild(link);
+    fig.appendChild(cap);
+    box.appendChild(fig);
   }
 
   function connect() {
@@ -95,6 +123,8 @@
         appendLog(m.chunks);
       } else if (m.type === "state" || m.type === "progress") {
         showState(m.state);
+      } else if (m.type === "sample") {
+        addSample(m);
       }
     };
     ws.onclose = function () {
