@@ -72,7 +72,18 @@ class LintReport:
 def make_bucket_resolutions(
     resolution: int, *, min_reso: int = 256, max_reso: int = 2048, steps: int = 64
 ) -> list[tuple[int, int]]:
-    """sd-scripts' `make_bucket_resolutions`: every (w, h) of at most resolution² pixels."""
+    """sd-scripts' `make_bucket_resolutions`: every (w, h) of at most resolution² pixels.
+
+    Like sd-scripts, refuses a resolution outside min_reso..max_reso with ValueError: below
+    `steps` the square bucket would be 0×0, and sd-scripts itself will not bucket it.
+    """
+    if steps < 1:
+        raise ValueError(f"bucket steps must be at least 1, not {steps}")
+    if not min_reso <= resolution <= max_reso:
+        raise ValueError(
+            f"resolution {resolution} is outside the bucket sizes {min_reso}–{max_reso}"
+            " (sd-scripts: min_bucket_reso ≤ resolution ≤ max_bucket_reso)"
+        )
     max_area = resolution * resolution
     resos = set()
     side = int(math.sqrt(max_area) // steps) * steps
@@ -135,6 +146,8 @@ def lint_images(
     steps: int = 64,
 ) -> LintReport:
     """Check a dataset before training and say, for each problem, what to do."""
+    if resolution < 1:
+        raise ValueError(f"resolution must be a positive number of pixels, not {resolution}")
     findings: list[Finding] = []
     count = len(images)
     if count == 0:
@@ -227,7 +240,25 @@ def lint_images(
             )
         )
 
-    resos = make_bucket_resolutions(resolution, min_reso=min_reso, max_reso=max_reso, steps=steps)
+    if min_reso <= resolution <= max_reso:
+        resos = make_bucket_resolutions(
+            resolution, min_reso=min_reso, max_reso=max_reso, steps=steps
+        )
+    else:
+        # sd-scripts buckets only between the smallest and largest bucket side; outside them
+        # (the demo trains at 32–256 px) every image is resized to one square.
+        resos = [(resolution, resolution)]
+        findings.append(
+            Finding(
+                "info",
+                "no_buckets",
+                f"At {resolution} px, outside the bucket sizes ({min_reso}–{max_reso} px),"
+                f" images are not sorted into aspect-ratio buckets: each one is resized to"
+                f" {resolution}×{resolution}.",
+                "Nothing to do for the demo trainer; for a real model train at"
+                f" {min_reso}–{max_reso} px, where sd-scripts keeps aspect ratios.",
+            )
+        )
     per_bucket = Counter(select_bucket(img.width, img.height, resos) for img in images)
     buckets = tuple(Bucket(w, h, n) for (w, h), n in sorted(per_bucket.items()))
     if count and len(buckets) > 1 and min(b.count for b in buckets) == 1:

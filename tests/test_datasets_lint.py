@@ -3,6 +3,7 @@
 import pytest
 
 from datasets.lint import (
+    Bucket,
     ImageFacts,
     lint_images,
     make_bucket_resolutions,
@@ -93,3 +94,35 @@ def test_findings_name_the_images_and_say_what_to_do(images, code, ids):
 
 def test_missing_trigger_word_is_noted():
     assert "no_trigger" in codes(lint_images(facts(6), trigger_word=""))
+
+
+@pytest.mark.parametrize("resolution", [32, 63, 64, 128, 200, 255])
+def test_below_the_smallest_bucket_images_share_one_square_and_that_is_noted(resolution):
+    # The demo trains at 32–256 px; 32 and 63 used to make a 0×0 bucket (ZeroDivisionError).
+    images = facts(6, size=(1024, 768)) + facts(1, size=(300, 900))
+    report = lint_images(images, trigger_word="sks", resolution=resolution)
+    assert report.buckets == (Bucket(resolution, resolution, 7),)
+    finding = next(f for f in report.findings if f.code == "no_buckets")
+    assert finding.severity == "info" and f"{resolution}×{resolution}" in finding.message
+    assert "lonely_buckets" not in codes(report) and not report.blocking
+
+
+def test_at_the_smallest_bucket_side_buckets_are_used():
+    report = lint_images(facts(6, size=(1024, 768)), trigger_word="sks", resolution=256)
+    assert report.buckets == (Bucket(256, 256, 6),)
+    assert "no_buckets" not in codes(report)
+
+
+@pytest.mark.parametrize(
+    ("resolution", "kw"),
+    [(32, {}), (200, {}), (4096, {}), (512, {"min_reso": 768}), (512, {"steps": 0})],
+)
+def test_bucket_maker_refuses_what_sd_scripts_refuses(resolution, kw):
+    with pytest.raises(ValueError, match="resolution|steps"):
+        make_bucket_resolutions(resolution, **kw)
+
+
+@pytest.mark.parametrize("resolution", [0, -64])
+def test_a_resolution_that_is_not_positive_is_a_programming_error(resolution):
+    with pytest.raises(ValueError, match="positive"):
+        lint_images(facts(1), trigger_word="sks", resolution=resolution)
