@@ -233,3 +233,28 @@ def test_run_list_shows_only_my_runs_and_staff_sees_all(
     html = client.get(reverse("training:run-list")).content.decode()
     assert "alice run" in html and "bob run" in html
     assert mine.pk != theirs.pk
+
+
+def test_sample_prompts_from_the_form_reach_the_run(
+    student_client, student, demo_preset, demo_model
+):
+    make_node()
+    dataset = make_image_dataset(student)
+    data = form_data(demo_preset, demo_model, dataset, resolution=32)
+    data["sample_prompts"] = "  sks red circle \n\nsks blue square\n"
+    response = student_client.post(reverse("training:run-create"), data)
+    run = TrainingRun.objects.get()
+    assert response.status_code == 302
+    assert run.sample_prompts == "sks red circle\nsks blue square"
+
+
+def test_sample_prompt_with_options_is_refused_and_nothing_is_saved(
+    student_client, student, demo_preset, demo_model
+):
+    dataset = make_image_dataset(student)
+    data = form_data(demo_preset, demo_model, dataset)
+    data["sample_prompts"] = "sks circle --w 4096 --h 4096"
+    response = student_client.post(reverse("training:run-create"), data)
+    assert response.status_code == 200
+    assert "Prompt options such as --w or --n are not allowed." in response.content.decode()
+    assert not TrainingRun.objects.exists()

@@ -54,6 +54,9 @@ def _param_field(preset: Preset, p) -> forms.Field:
     return forms.CharField(widget=widget, **common)
 
 
+MAX_SAMPLE_PROMPTS = 4
+
+
 class RunForm(forms.Form):
     """Validates a new run: choices the user may see, and parameters within the preset's rules."""
 
@@ -61,6 +64,15 @@ class RunForm(forms.Form):
     base_model = forms.ModelChoiceField(queryset=BaseModel.objects.none())
     dataset = forms.ModelChoiceField(queryset=Dataset.objects.none())
     name = forms.CharField(max_length=100, required=False)
+    sample_prompts = forms.CharField(
+        required=False,
+        max_length=2000,
+        widget=forms.Textarea(attrs={"rows": 3}),
+        help_text=(
+            f"One prompt a line (at most {MAX_SAMPLE_PROMPTS}); the trainer draws them every "
+            "sample_every_n_epochs epochs and the run page shows the images as they appear."
+        ),
+    )
 
     def __init__(self, *args, user, preset: Preset | None = None, **kwargs):
         super().__init__(*args, **kwargs)
@@ -107,6 +119,16 @@ class RunForm(forms.Form):
                 continue
             values[name] = value
         return values
+
+    def clean_sample_prompts(self) -> str:
+        prompts = [line.strip() for line in self.cleaned_data["sample_prompts"].splitlines()]
+        prompts = [p for p in prompts if p]
+        if len(prompts) > MAX_SAMPLE_PROMPTS:
+            raise forms.ValidationError(f"At most {MAX_SAMPLE_PROMPTS} sample prompts.")
+        if any("--" in p for p in prompts):
+            # sd-scripts reads "--w 4096" and the like in a prompt line: no raw options.
+            raise forms.ValidationError("Prompt options such as --w or --n are not allowed.")
+        return "\n".join(prompts)
 
     def clean(self):
         cleaned = super().clean()

@@ -162,6 +162,7 @@ def run_create(request):
                         preset=form.cleaned_data["preset"],
                         params=form.cleaned_data["params"],
                         name=form.cleaned_data["name"],
+                        sample_prompts=form.cleaned_data["sample_prompts"],
                         by=request.user,
                     )
                 except ParamError as exc:
