@@ -244,7 +244,7 @@ def test_cancel_action_asks_a_running_run_to_stop_once(staff_client, staff, stud
     event = RunEvent.objects.filter(run=run).last()
     assert (event.kind, event.actor) == ("action", staff)
     assert msgs == [
-        ("success", "Asked 1 run on a GPU to stop; the runner ends them within seconds.")
+        ("success", "Asked 1 run on a GPU to stop (the runner checks about once a second).")
     ]
     before = event_counts(run)
     msgs = run_action(staff_client, "cancel_runs", [run])
@@ -268,7 +268,7 @@ def test_approve_action_queues_runs_awaiting_approval(staff_client, staff, stude
         staff,
     )
     assert event_counts(queued) == before
-    assert msgs[0] == ("success", "Approved 1 run; they joined the queue.")
+    assert msgs[0] == ("success", "Approved 1 run into the queue.")
     assert msgs[1][0] == "warning"
     assert msgs[1][1].startswith(f"Skipped 1: Run #{queued.pk} is queued, not pending_approval")
 

@@ -83,14 +83,14 @@ def cancel_runs(modeladmin, request, queryset):
     if n := outcomes.count("cancelled"):
         done.append(f"Cancelled {runs(n)}.")
     if n := outcomes.count("asked"):
-        done.append(f"Asked {runs(n)} on a GPU to stop; the runner ends them within seconds.")
+        done.append(f"Asked {runs(n)} on a GPU to stop (the runner checks about once a second).")
     report(modeladmin, request, done, skipped)
 
 
 @admin.action(description="Approve selected runs", permissions=["change"])
 def approve_runs(modeladmin, request, queryset):
     approved, skipped = apply_to_each(queryset, lambda run: approve_run(run, by=request.user))
-    done = [f"Approved {runs(len(approved))}; they joined the queue."] if approved else []
+    done = [f"Approved {runs(len(approved))} into the queue."] if approved else []
     report(modeladmin, request, done, skipped)
 
 
