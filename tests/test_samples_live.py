@@ -1,15 +1,18 @@
 """Sample images are recorded and announced while the trainer runs, each exactly once."""
 
 import pytest
-from asgiref.sync import async_to_sync
+from asgiref.sync import async_to_sync, sync_to_async
 from channels.layers import get_channel_layer
+from django.core.files.base import ContentFile
 
 from tests.factories import make_image_bytes, make_run, make_user
 from tests.queue_helpers import submit_demo
+from tests.ws_helpers import communicator, session_cookie
 from training import runner
 from training.choices import RunStatus
+from training.lifecycle import notify
 from training.models import SampleImage
-from training.samples import SampleCollector, is_complete_png, sample_position
+from training.samples import SampleCollector, is_complete_png, sample_message, sample_position
 
 PROMPTS = "sks red circle\nsks blue square"
 
@@ -122,3 +125,26 @@ def test_a_png_still_being_written_is_not_complete(tmp_path):
 )
 def test_sample_position_reads_sd_scripts_names(name, expected):
     assert sample_position(name) == expected
+
+
+@pytest.mark.django_db(transaction=True)
+def test_run_page_socket_relays_a_new_sample_to_the_owner(student):
+    run = make_run(owner=student)
+    sample = SampleImage.objects.create(
+        run=run, file=ContentFile(make_image_bytes(), name="s_e000001_00_x.png"), epoch=1
+    )
+    cookie = session_cookie(student)
+
+    async def watch():
+        comm = communicator(f"/ws/runs/{run.pk}/", cookie)
+        connected, _ = await comm.connect()
+        assert connected
+        await comm.receive_json_from(timeout=5)  # the current state
+        await sync_to_async(notify)(f"run-{run.pk}", sample_message(sample))
+        message = await comm.receive_json_from(timeout=5)
+        await comm.disconnect()
+        return message
+
+    message = async_to_sync(watch)()
+    assert message["type"] == "sample" and message["id"] == sample.pk
+    assert message["url"] == f"/runs/{run.pk}/samples/{sample.pk}/" and message["epoch"] == 1
