@@ -1,6 +1,8 @@
 """The runner: a real trainer subprocess (demo or fake sd-scripts) from assigned to its end."""
 
 import os
+import subprocess
+import sys
 import threading
 import time
 
@@ -126,6 +128,42 @@ def test_cancel_stops_the_trainer_process_group_within_5_seconds(student, tmp_pa
     run.refresh_from_db()
     assert result["r"] == RunStatus.CANCELLED
     assert run.status == RunStatus.CANCELLED and run.pgid is None
+
+
+WORKER = """
+import subprocess, sys, django
+django.setup()
+from training import runner
+if sys.argv[1] == "fallback":
+    runner._setpriv = lambda: None
+sleeper = [sys.executable, "-c", "import time; time.sleep(60)"]
+argv, preexec_fn = runner._with_parent_death_signal(sleeper)
+child = subprocess.Popen(argv, preexec_fn=preexec_fn, start_new_session=True)
+print(child.pid, flush=True)
+"""
+
+
+@pytest.mark.parametrize("how", ["setpriv", "fallback"])
+def test_trainer_gets_sigkill_when_its_worker_dies(how):
+    if how == "setpriv" and runner._setpriv() is None:
+        pytest.skip("util-linux setpriv is not installed")
+    worker = subprocess.run(
+        [sys.executable, "-c", WORKER, how], capture_output=True, text=True, timeout=60
+    )
+    assert worker.returncode == 0, worker.stderr
+    trainer = int(worker.stdout.split()[-1])
+    deadline = time.monotonic() + 10
+    while os.path.exists(f"/proc/{trainer}") and _state(trainer) != "Z":
+        assert time.monotonic() < deadline, "the trainer outlived its worker"
+        time.sleep(0.05)
+
+
+def _state(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return "gone"
 
 
 def test_not_enough_free_memory_sends_the_run_back_to_the_queue(student, tmp_path, settings):
