@@ -94,6 +94,13 @@ if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     DATABASES["default"]["TEST"] = {
         "NAME": env_str("LORASTUDIO_TEST_DB") or str(DATA_DIR / "test.sqlite3")
     }
+# Node processes (qcluster, node_agent) keep their connection between tasks, checked before
+# reuse: a new PostgreSQL connection costs about 10 ms of every run's start. deploy/'s units
+# set this for them; the web server keeps one connection per request (Django's advice for
+# ASGI, whose request threads do not live on).
+if env_bool("LORASTUDIO_DB_PERSISTENT", False):
+    DATABASES["default"]["CONN_MAX_AGE"] = None
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Auth -----------------------------------------------------------------------------------

@@ -118,6 +118,7 @@ def cluster_env(node: str, *, fake_gpus: str = "", **extra: str) -> dict:
         LORASTUDIO_WORK_DIR=str(settings.LORASTUDIO_WORK_DIR),
         LORASTUDIO_Q_POLL="0.05",
         LORASTUDIO_Q_SYNC="False",
+        LORASTUDIO_DB_PERSISTENT="True",  # as deploy/'s worker and agent units set it
         SECRET_KEY=settings.SECRET_KEY,
         PYTHONUNBUFFERED="1",
         Q_LOG_LEVEL="INFO",

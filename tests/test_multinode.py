@@ -105,7 +105,11 @@ def lab(tmp_path, transactional_db):
             start(f"qcluster-{node}", [sys.executable, "manage.py", "qcluster"], env)
             start(f"agent-{node}", [sys.executable, "manage.py", "node_agent"], env)
         web = [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port)]
-        start("daphne", [*web, "lorastudio.asgi:application"], cluster_env("mn-web"))
+        start(
+            "daphne",
+            [*web, "lorastudio.asgi:application"],
+            cluster_env("mn-web", LORASTUDIO_DB_PERSISTENT="False"),
+        )
         _wait(lambda: _port_open(port), "daphne to listen", procs, logs)
         _wait(
             lambda: (
