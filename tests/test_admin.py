@@ -433,3 +433,21 @@ def test_training_changelists_and_run_page_do_not_grow_queries_with_rows(staff_c
         transition(run, "queued" if i % 2 == 0 else "assigned", by=student)
         make_gpu(node=run.node)
     assert query_counts(staff_client, urls) == few
+
+
+@pytest.mark.django_db
+def test_bulk_delete_refuses_a_selection_with_an_active_run(staff_client, student):
+    waiting, done = submitted(student), finished(submitted(student))
+    data = {"action": "delete_selected", "_selected_action": [waiting.pk, done.pk]}
+    response = staff_client.post(reverse(CHANGELIST), data)
+    assert b"permission to delete" in response.content  # the confirmation page refuses
+    assert staff_client.post(reverse(CHANGELIST), {**data, "post": "yes"}).status_code == 403
+    assert TrainingRun.objects.filter(pk__in=[waiting.pk, done.pk]).count() == 2
+
+    data["post"] = "yes"
+
+    data["_selected_action"] = [done.pk]
+    staff_client.post(reverse(CHANGELIST), data)
+    assert not TrainingRun.objects.filter(pk=done.pk).exists()
+    change = reverse("admin:training_trainingrun_delete", args=[waiting.pk])
+    assert staff_client.get(change).status_code == 403

@@ -116,6 +116,15 @@ def test_only_staff_reprioritise(student, staff):
     assert run.events.filter(kind="action", note__contains="Priority 0 → 5").exists()
 
 
+def test_priority_outside_the_column_range_is_refused_and_changes_nothing(student, staff):
+    run = submit_demo(student)
+    with pytest.raises(ValidationError):
+        services.reprioritise_run(run, priority=40000, by=staff)
+    run.refresh_from_db()
+    assert run.priority == 0
+    assert not run.events.filter(kind="action").exists()
+
+
 def test_submit_dispatches_on_commit(student, django_capture_on_commit_callbacks):
     node = make_node()
     with django_capture_on_commit_callbacks(execute=True):

@@ -7,6 +7,7 @@ import logging
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
+from django.db.backends.base.operations import BaseDatabaseOperations
 from django.utils import timezone
 
 from training import params as params_mod
@@ -189,6 +190,9 @@ def reprioritise_run(run: TrainingRun, *, priority: int, by) -> TrainingRun:
     """Staff change a waiting run's priority (higher runs first)."""
     if not getattr(by, "is_staff", False):
         raise PermissionDenied("Only staff change priorities.")
+    low, high = BaseDatabaseOperations.integer_field_ranges["SmallIntegerField"]
+    if not low <= priority <= high:  # SQLite would store it; PostgreSQL would fail later
+        raise ValidationError(f"A priority is a whole number from {low} to {high}.")
     run.refresh_from_db()
     if run.is_terminal:
         raise ValidationError(f"Run #{run.pk} has already finished.")

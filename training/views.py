@@ -133,8 +133,7 @@ def preview(form: RunForm) -> dict:
         if budget is not None and not plan.fits:
             result["blocking"].append(f"No GPU of the lab can hold this run: {plan.message}")
     if dataset is not None:
-        # lint's bucket maths divides by zero below 256 px (the demo trains at 32-256).
-        resolution = max(256, int((params or {}).get("resolution") or 1024))
+        resolution = int((params or {}).get("resolution") or 1024)
         lint = lint_dataset(dataset, resolution=resolution)
         result["lint"] = lint
         for finding in lint.errors:

@@ -225,6 +225,13 @@ class TrainingRunAdmin(SimpleHistoryAdmin):
                     request, f"Priority not changed: {refusal_text(exc)}", messages.WARNING
                 )
 
+    def has_delete_permission(self, request, obj=None):
+        # A run that is waiting or training is cancelled, never deleted under its runner;
+        # Django's bulk delete asks this per run and refuses the whole selection.
+        if obj is not None and obj.status in ACTIVE:
+            return False
+        return super().has_delete_permission(request, obj)
+
     def has_add_permission(self, request):
         # Runs are submitted through the submit service (pages or `manage.py train`), which
         # validates the parameters and plans the memory.
