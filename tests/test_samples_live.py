@@ -128,11 +128,15 @@ def test_sample_position_reads_sd_scripts_names(name, expected):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_run_page_socket_relays_a_new_sample_to_the_owner(student):
+def test_run_page_socket_sends_stored_samples_then_relays_new_ones_to_the_owner(student):
     run = make_run(owner=student)
-    sample = SampleImage.objects.create(
-        run=run, file=ContentFile(make_image_bytes(), name="s_e000001_00_x.png"), epoch=1
-    )
+
+    def store(name: str) -> SampleImage:
+        return SampleImage.objects.create(
+            run=run, file=ContentFile(make_image_bytes(), name=name), epoch=1
+        )
+
+    old = store("s_e000001_00_x.png")  # made before the page connected
     cookie = session_cookie(student)
 
     async def watch():
@@ -140,11 +144,14 @@ def test_run_page_socket_relays_a_new_sample_to_the_owner(student):
         connected, _ = await comm.connect()
         assert connected
         await comm.receive_json_from(timeout=5)  # the current state
-        await sync_to_async(notify)(f"run-{run.pk}", sample_message(sample))
-        message = await comm.receive_json_from(timeout=5)
+        on_connect = await comm.receive_json_from(timeout=5)
+        new = await sync_to_async(store)("s_e000001_01_x.png")
+        await sync_to_async(notify)(f"run-{run.pk}", sample_message(new))
+        relayed = await comm.receive_json_from(timeout=5)
         await comm.disconnect()
-        return message
+        return on_connect, relayed, new
 
-    message = async_to_sync(watch)()
-    assert message["type"] == "sample" and message["id"] == sample.pk
-    assert message["url"] == f"/runs/{run.pk}/samples/{sample.pk}/" and message["epoch"] == 1
+    on_connect, relayed, new = async_to_sync(watch)()
+    assert on_connect["type"] == "sample" and on_connect["id"] == old.pk
+    assert relayed["type"] == "sample" and relayed["id"] == new.pk
+    assert relayed["url"] == f"/runs/{run.pk}/samples/{new.pk}/" and relayed["epoch"] == 1

@@ -10,7 +10,8 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.template.loader import render_to_string
 
 from training.lifecycle import LAB_GROUP, run_state
-from training.models import RunLog, TrainingRun
+from training.models import RunLog, SampleImage, TrainingRun
+from training.samples import sample_message
 
 # Chunks sent on connect without a resume point, and per batch when catching up.
 LOG_TAIL_CHUNKS = 200
@@ -46,6 +47,9 @@ class RunConsumer(AsyncJsonWebsocketConsumer):
         await self.channel_layer.group_add(self.group, self.channel_name)
         await self.accept()
         await self.send_json({"type": "state", "state": await self._state()})
+        # Samples stored before this socket joined the group (the page skips ones it shows).
+        for sample in await self._samples():
+            await self.run_sample(sample)
         after = _after_from_query(self.scope)
         if after is None:
             await self._send_tail()
@@ -132,6 +136,11 @@ class RunConsumer(AsyncJsonWebsocketConsumer):
     def _state(self) -> dict:
         run = TrainingRun.objects.select_related("node", "gpu").get(pk=self.run_id)
         return run_state(run)
+
+    @database_sync_to_async
+    def _samples(self) -> list[dict]:
+        rows = SampleImage.objects.filter(run_id=self.run_id).order_by("pk")
+        return [sample_message(sample) for sample in rows]
 
     @database_sync_to_async
     def _chunks(self, after: int | None, limit: int) -> list[list]:
