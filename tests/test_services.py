@@ -132,3 +132,14 @@ def test_submit_dispatches_on_commit(student, django_capture_on_commit_callbacks
     run.refresh_from_db()
     assert run.status == RunStatus.ASSIGNED and run.node_id == node.pk
     assert run.heartbeat_at <= timezone.now()
+
+
+def test_a_sampling_run_without_prompts_samples_the_dataset_captions(student):
+    dataset = make_image_dataset(student)
+    captions = list(dataset.images.order_by("pk").values_list("caption", flat=True))
+    run = submit_demo(student, dataset=dataset, params={"sample_every_n_epochs": 1})
+    assert run.sample_prompts.splitlines() == list(dict.fromkeys(captions))[:2]
+    given = submit_demo(student, dataset=dataset, sample_prompts="sks a red circle")
+    assert given.sample_prompts == "sks a red circle"
+    quiet = submit_demo(student, dataset=dataset, params={"sample_every_n_epochs": 0})
+    assert quiet.sample_prompts == ""

@@ -70,7 +70,8 @@ class RunForm(forms.Form):
         widget=forms.Textarea(attrs={"rows": 3}),
         help_text=(
             f"One prompt a line (at most {MAX_SAMPLE_PROMPTS}); the trainer draws them every "
-            "sample_every_n_epochs epochs and the run page shows the images as they appear."
+            "sample_every_n_epochs epochs and the run page shows the images as they appear. "
+            "Left empty, the dataset's first captions are used."
         ),
     )
 

@@ -43,6 +43,26 @@ def largest_gpu_mib() -> int | None:
 
 
 @transaction.atomic
+def default_sample_prompts(dataset, count: int = 2) -> str:
+    """Prompts for a run that samples but was given none: the dataset's first captions.
+
+    Captions are what the LoRA learns, so they make the samples show its progress; a dataset
+    without captions falls back to its trigger word.
+    """
+    prompts: list[str] = []
+    for caption in (
+        dataset.images.exclude(caption="").order_by("pk").values_list("caption", flat=True)[:50]
+    ):
+        line = " ".join(caption.split())
+        if line and line not in prompts:
+            prompts.append(line)
+        if len(prompts) == count:
+            break
+    if not prompts and dataset.trigger_word.strip():
+        prompts = [dataset.trigger_word.strip()]
+    return "\n".join(prompts)
+
+
 def submit_run(
     owner,
     *,
@@ -96,6 +116,8 @@ def submit_run(
     if use_planner:
         values = dict(plan.params)
 
+    if not sample_prompts.strip() and values.get("sample_every_n_epochs"):
+        sample_prompts = default_sample_prompts(dataset)
     run = TrainingRun(
         owner=owner,
         name=name,
