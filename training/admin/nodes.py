@@ -114,21 +114,7 @@ class GPUAdmin(admin.ModelAdmin):
         "power_w",
         "updated_at",
     )
-    readonly_fields = (
-        "node",
-        "index",
-        "name",
-        "uuid",
-        "total_mib",
-        "free_mib",
-        "used_mib",
-        "used_by_others_mib",
-        "reclaimable_mib",
-        "utilization_pct",
-        "temperature_c",
-        "power_w",
-        "updated_at",
-    )
+    readonly_fields = tuple(f for f in fields if f != "enabled")  # NVML writes the rest
 
     def has_add_permission(self, request):
         # GPUs are reported by each node's agent from NVML.

@@ -69,6 +69,20 @@ def _sample_url(sample) -> str:
         return ""
 
 
+# Written by the queue and the runner: shown read-only in their own fieldset.
+PROCESS_FIELDS = (
+    "created_at",
+    "queued_at",
+    "started_at",
+    "finished_at",
+    "cancel_requested_at",
+    "heartbeat_at",
+    "pgid",
+    "exit_code",
+    "task_id",
+)
+
+
 @admin.register(TrainingRun)
 class TrainingRunAdmin(SimpleHistoryAdmin):
     list_display = (
@@ -115,15 +129,7 @@ class TrainingRunAdmin(SimpleHistoryAdmin):
         "argv_text",
         "dataset_config",
         "work_dir",
-        "created_at",
-        "queued_at",
-        "started_at",
-        "finished_at",
-        "cancel_requested_at",
-        "heartbeat_at",
-        "pgid",
-        "exit_code",
-        "task_id",
+        *PROCESS_FIELDS,
     )
     fieldsets = (
         (
@@ -169,19 +175,7 @@ class TrainingRunAdmin(SimpleHistoryAdmin):
         ),
         (
             "Process",
-            {
-                "fields": (
-                    "created_at",
-                    "queued_at",
-                    "started_at",
-                    "finished_at",
-                    "cancel_requested_at",
-                    "heartbeat_at",
-                    "pgid",
-                    "exit_code",
-                    "task_id",
-                )
-            },
+            {"fields": PROCESS_FIELDS},
         ),
     )
     inlines = [RunEventInline, LoraArtifactInline, SampleImageInline]
