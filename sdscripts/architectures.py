@@ -1,0 +1,293 @@
+"""The architecture registry: everything LoRA Studio knows about one kind of base model.
+
+One frozen `ArchSpec` per architecture. Choices, parameter defaults and limits, the command
+builder, the VRAM planner, model-file detection, the base model's validation and the runner
+all read it; nothing else lists architectures. To add one, add an entry here (and its tests);
+docs/architectures.md says what each field means and where the facts come from.
+Pure: no Django, no I/O.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+
+@dataclass(frozen=True)
+class FileRole:
+    """One kind of model file a base model can hold (a `BaseModel` field of the same name)."""
+
+    name: str  # BaseModel field name
+    flag: str  # the sd-scripts option that takes its path
+    label: str
+    # Matched (re.search) against a file name, lower-cased, with "_" for anything not a-z0-9
+    # and then with those removed ("sd_xl_base" and "sdxlbase"); "" = never guessed by name.
+    name_pattern: str = ""
+
+
+FILE_ROLES: dict[str, FileRole] = {
+    role.name: role
+    for role in (
+        FileRole("checkpoint", "pretrained_model_name_or_path", "Checkpoint"),
+        FileRole("clip_l", "clip_l", "CLIP-L", r"clipl|clipvitl"),
+        FileRole("clip_g", "clip_g", "CLIP-G", r"clipg|clipvitg"),
+        FileRole("t5xxl", "t5xxl", "T5-XXL", r"t5xxl"),
+        FileRole("gemma2", "gemma2", "Gemma 2", r"gemma"),
+        FileRole("ae", "ae", "Autoencoder (FLUX AE)", r"^(flux1?_)?ae$|^(?=.*flux)(?=.*vae)"),
+        FileRole("vae", "vae", "VAE (optional)", r"(^|_)vae($|_)|^vae|vae$"),
+    )
+}
+
+
+@dataclass(frozen=True)
+class VramProfile:
+    """Memory constants of one architecture (see sdscripts.vram for how they add up)."""
+
+    params_b: float  # trainable base model (U-Net / DiT), billions of parameters
+    text_encoders: tuple[tuple[str, float, bool], ...]  # (name, billions, LoRA-trainable)
+    vae_b: float
+    act_gc_mib: float  # activations per image at 1024x1024 with gradient checkpointing
+    act_no_gc_factor: float  # activations without checkpointing = factor x with
+    lora_m_per_rank: float  # LoRA parameters (millions) per unit of rank
+    swap_block_mib: float = 0.0  # saved per swapped block (fp8 weights), fitted to the docs
+
+
+# Features an architecture has; `sdscripts.params` marks each knob with the feature it needs.
+SD_SCRIPTS = "sd_scripts"  # trained by an sd-scripts script (not the built-in demo)
+TE_CACHE = "text_encoder_cache"  # --cache_text_encoder_outputs
+BLOCK_SWAP = "block_swap"  # --blocks_to_swap
+FLOW = "flow_matching"  # --timestep_sampling, --model_prediction_type, --discrete_flow_shift
+GUIDANCE = "guidance"  # --guidance_scale
+NOISE_OFFSET = "noise_offset"
+CPU_OFFLOAD = "cpu_offload_checkpointing"
+
+
+@dataclass(frozen=True)
+class ArchSpec:
+    """One architecture: how sd-scripts trains it and what LoRA Studio needs to know."""
+
+    key: str
+    label: str
+    script: str  # the training script (or `python -m` module for the demo)
+    network_module: str = ""
+    files: tuple[str, ...] = ()  # FILE_ROLES names the trainer needs, checkpoint first
+    optional_files: tuple[str, ...] = ()
+    fixed_args: tuple[str, ...] = ()  # always on the command line
+    features: frozenset[str] = frozenset()
+    # sd-scripts: SDXL may cache text-encoder outputs only when the U-Net alone is trained.
+    te_cache_needs_unet_only: bool = False
+    max_blocks_to_swap: int = 0
+    bucket_step: int = 32  # bucket_reso_steps must be a multiple of this
+    param_defaults: Mapping[str, object] = field(default_factory=dict)
+    param_limits: Mapping[str, tuple[float | None, float | None]] = field(default_factory=dict)
+    param_choices: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    vram: VramProfile | None = None  # None: trains on the CPU (the demo)
+    # Options appended to every sample prompt line (sd-scripts' " --g 0" style), as a dict.
+    sample_options: Mapping[str, object] = field(default_factory=dict)
+    name_pattern: str = ""  # recognises its checkpoints by file name (as FileRole)
+    name_priority: int = 50  # lower is tried first when several patterns match
+
+    @property
+    def on_gpu(self) -> bool:
+        """Whether runs of this architecture need a GPU (the demo trains on the CPU)."""
+        return self.vram is not None
+
+    @property
+    def file_roles(self) -> tuple[FileRole, ...]:
+        """The roles of the required files, then the optional ones."""
+        return tuple(FILE_ROLES[name] for name in (*self.files, *self.optional_files))
+
+    @property
+    def encoders(self) -> tuple[str, ...]:
+        """The required files besides the checkpoint."""
+        return tuple(name for name in self.files if name != "checkpoint")
+
+
+_CLIP_L = ("clip_l", 0.123, True)
+_CLIP_G = ("clip_g", 0.695, True)
+_T5 = ("t5xxl", 4.76, False)
+_GEMMA2 = ("gemma2", 2.61, True)
+_SD = frozenset({SD_SCRIPTS})
+_FLUX_TIMESTEPS = ("sigma", "uniform", "sigmoid", "shift", "flux_shift")
+_BIG_BUCKETS = {"max_bucket_reso": 2048}
+
+
+def _frozen(spec: ArchSpec) -> ArchSpec:
+    """The spec with read-only mappings, so no caller can change the registry."""
+    for name in ("param_defaults", "param_limits", "param_choices", "sample_options"):
+        object.__setattr__(spec, name, MappingProxyType(dict(getattr(spec, name))))
+    return spec
+
+
+_SPECS = (
+    ArchSpec(
+        key="sd15",
+        label="Stable Diffusion 1.5",
+        script="train_network.py",
+        network_module="networks.lora",
+        files=("checkpoint",),
+        optional_files=("vae",),
+        fixed_args=("--sdpa",),
+        features=_SD | {NOISE_OFFSET},
+        bucket_step=64,
+        param_defaults={"resolution": 512},
+        vram=VramProfile(0.86, (_CLIP_L,), 0.084, 1600, 3.0, 0.6),
+        name_pattern=r"sd15|v15",
+        name_priority=90,
+    ),
+    ArchSpec(
+        key="sdxl",
+        label="SDXL",
+        script="sdxl_train_network.py",
+        network_module="networks.lora",
+        files=("checkpoint",),
+        optional_files=("vae",),
+        fixed_args=("--sdpa",),
+        features=_SD | {TE_CACHE, NOISE_OFFSET},
+        te_cache_needs_unet_only=True,
+        param_defaults=_BIG_BUCKETS,
+        vram=VramProfile(2.57, (_CLIP_L, _CLIP_G), 0.084, 1870, 3.0, 2.9),
+        name_pattern=r"sdxl|xl(_|$)|pony",
+        name_priority=80,
+    ),
+    ArchSpec(
+        key="sd35_medium",
+        label="Stable Diffusion 3.5 Medium",
+        script="sd3_train_network.py",
+        network_module="networks.lora_sd3",
+        files=("checkpoint", "clip_l", "clip_g", "t5xxl"),
+        features=_SD | {TE_CACHE, BLOCK_SWAP},
+        max_blocks_to_swap=22,
+        param_defaults={"resolution": 768, **_BIG_BUCKETS},
+        vram=VramProfile(2.5, (_CLIP_L, _CLIP_G, _T5), 0.084, 1700, 5.0, 1.7, 150),
+        name_pattern=r"sd3x?5medium|stablediffusion35medium",
+    ),
+    ArchSpec(
+        key="sd35_large",
+        label="Stable Diffusion 3.5 Large",
+        script="sd3_train_network.py",
+        network_module="networks.lora_sd3",
+        files=("checkpoint", "clip_l", "clip_g", "t5xxl"),
+        features=_SD | {TE_CACHE, BLOCK_SWAP},
+        max_blocks_to_swap=36,
+        param_defaults={"resolution": 768, **_BIG_BUCKETS},
+        vram=VramProfile(8.1, (_CLIP_L, _CLIP_G, _T5), 0.084, 3650, 5.0, 4.3, 330),
+        name_pattern=r"sd3x?5large|stablediffusion35large",
+    ),
+    ArchSpec(
+        key="flux1_dev",
+        label="FLUX.1 dev",
+        script="flux_train_network.py",
+        network_module="networks.lora_flux",
+        files=("checkpoint", "clip_l", "t5xxl", "ae"),
+        features=_SD | {TE_CACHE, BLOCK_SWAP, FLOW, GUIDANCE, CPU_OFFLOAD},
+        max_blocks_to_swap=35,
+        param_defaults={"network_train_unet_only": True, **_BIG_BUCKETS},
+        param_choices={"timestep_sampling": _FLUX_TIMESTEPS},
+        vram=VramProfile(11.9, (_CLIP_L, _T5), 0.084, 4630, 5.0, 4.8, 515),
+        name_pattern=r"^(?=.*flux)(?=.*dev)",
+        name_priority=20,
+    ),
+    ArchSpec(
+        key="flux1_schnell",
+        label="FLUX.1 schnell",
+        script="flux_train_network.py",
+        network_module="networks.lora_flux",
+        files=("checkpoint", "clip_l", "t5xxl", "ae"),
+        features=_SD | {TE_CACHE, BLOCK_SWAP, FLOW, GUIDANCE, CPU_OFFLOAD},
+        max_blocks_to_swap=35,
+        param_defaults={"network_train_unet_only": True, **_BIG_BUCKETS},
+        param_choices={"timestep_sampling": _FLUX_TIMESTEPS},
+        vram=VramProfile(11.9, (_CLIP_L, _T5), 0.084, 4630, 5.0, 4.8, 515),
+        name_pattern=r"^(?=.*flux)(?=.*schnell)",
+        name_priority=20,
+    ),
+    # Chroma: FLUX.1-schnell-derived, 8.9 B, no CLIP-L. sd-scripts trains it with the FLUX
+    # script and `--model_type chroma`, which asserts `--apply_t5_attn_mask`; it is not
+    # guidance-distilled, so training needs `--guidance_scale 0.0` and samples `--g 0`
+    # with real CFG (`--l`). sd-scripts does not support cpu_offload_checkpointing for it.
+    ArchSpec(
+        key="chroma",
+        label="Chroma",
+        script="flux_train_network.py",
+        network_module="networks.lora_flux",
+        files=("checkpoint", "t5xxl", "ae"),
+        fixed_args=("--model_type", "chroma", "--apply_t5_attn_mask"),
+        features=_SD | {TE_CACHE, BLOCK_SWAP, FLOW, GUIDANCE},
+        max_blocks_to_swap=35,  # the same 19 double + 38 single blocks as FLUX.1
+        param_defaults={
+            "network_train_unet_only": True,
+            "guidance_scale": 0.0,
+            "timestep_sampling": "sigmoid",
+            **_BIG_BUCKETS,
+        },
+        param_limits={"guidance_scale": (0.0, 0.0)},
+        param_choices={"timestep_sampling": _FLUX_TIMESTEPS},
+        vram=VramProfile(8.9, (_T5,), 0.084, 3460, 5.0, 4.2, 400),
+        sample_options={"g": 0.0, "l": 4.0, "n": "low quality, blurry"},
+        name_pattern=r"chroma",
+        name_priority=10,
+    ),
+    # Lumina-Image 2.0: a 2.6 B NextDiT with Gemma 2 (2B) as its text encoder and the FLUX
+    # autoencoder. Buckets must be multiples of 16; 26 layers, of which 24 can be swapped.
+    ArchSpec(
+        key="lumina2",
+        label="Lumina-Image 2.0",
+        script="lumina_train_network.py",
+        network_module="networks.lora_lumina",
+        files=("checkpoint", "gemma2", "ae"),
+        features=_SD | {TE_CACHE, BLOCK_SWAP, FLOW},
+        max_blocks_to_swap=24,
+        bucket_step=16,
+        param_defaults={
+            "network_train_unet_only": True,
+            "timestep_sampling": "nextdit_shift",
+            "discrete_flow_shift": 6.0,
+            **_BIG_BUCKETS,
+        },
+        param_choices={"timestep_sampling": (*_FLUX_TIMESTEPS, "nextdit_shift")},
+        vram=VramProfile(2.6, (_GEMMA2,), 0.084, 1700, 5.0, 1.1, 120),
+        name_pattern=r"lumina",
+        name_priority=10,
+    ),
+    ArchSpec(
+        key="demo",
+        label="Demo (CPU, built-in toy model)",
+        script="demo_trainer",
+        param_defaults={
+            "resolution": 64,
+            "max_train_epochs": 5,
+            "network_dim": 4,
+            "network_alpha": 4.0,
+            "learning_rate": 1e-3,
+        },
+        param_limits={"resolution": (32, 256), "max_train_epochs": (1, 20), "network_dim": (1, 32)},
+    ),
+)
+
+ARCHITECTURES: dict[str, ArchSpec] = {spec.key: _frozen(spec) for spec in _SPECS}
+
+
+class UnknownArchitecture(ValueError):
+    """An architecture key the registry does not hold."""
+
+
+def spec(key: str) -> ArchSpec:
+    """The spec of architecture `key`; UnknownArchitecture names the valid keys."""
+    try:
+        return ARCHITECTURES[key]
+    except KeyError:
+        raise UnknownArchitecture(
+            f"unknown architecture {key!r}; use one of {', '.join(ARCHITECTURES)}"
+        ) from None
+
+
+def choices() -> list[tuple[str, str]]:
+    """(key, label) pairs in registry order, for model fields and forms."""
+    return [(s.key, s.label) for s in ARCHITECTURES.values()]
+
+
+def scripts() -> frozenset[str]:
+    """Every training script some architecture uses."""
+    return frozenset(s.script for s in ARCHITECTURES.values())

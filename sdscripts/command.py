@@ -1,0 +1,277 @@
+"""Build the trainer's argv, dataset TOML and sample-prompt text for a run.
+
+Pure: plain values in, a `BuiltCommand` out; the caller writes the files and starts the process.
+Every emitted flag is checked against the target script's accepted options (sdscripts.flags),
+and staff extra flags against the same list.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from sdscripts.architectures import FILE_ROLES, ArchSpec, spec
+from sdscripts.flags import ACCEPTED_FLAGS
+from sdscripts.params import PARAMS, ParamError
+from sdscripts.prompts import prompt_file_text
+
+DATASET_TOML = "dataset.toml"
+SAMPLE_PROMPTS_TXT = "sample_prompts.txt"
+
+# Knobs that live in the dataset TOML rather than on the command line.
+DATASET_KEYS = ("enable_bucket", "min_bucket_reso", "max_bucket_reso", "bucket_reso_steps")
+SUBSET_KEYS = (
+    "shuffle_caption",
+    "keep_tokens",
+    "flip_aug",
+    "color_aug",
+    "random_crop",
+    "caption_dropout_rate",
+)
+# Knobs consumed here in a special way (not emitted as `--name value`).
+SPECIAL_KEYS = {"resolution", "train_batch_size", "sample_every_n_epochs"}
+
+# sd-scripts' low-VRAM Adafactor recipe (docs/sd-scripts.md).
+ADAFACTOR_ARGS = ("relative_step=False", "scale_parameter=False", "warmup_init=False")
+
+# The demo trainer's own options (`python -m demo_trainer`; its parser is the reference).
+DEMO_FLAGS = frozenset(
+    {
+        "dataset_config", "output_dir", "output_name", "max_train_epochs", "network_dim",
+        "network_alpha", "learning_rate", "resolution", "train_batch_size",
+        "save_every_n_epochs", "sample_prompts", "sample_every_n_epochs", "seed",
+    }
+)  # fmt: skip
+
+# Flags the builder sets itself; staff extra flags may not override them.
+MANAGED_FLAGS = frozenset(
+    {
+        "dataset_config", "output_dir", "output_name", "logging_dir", "network_module",
+        "sample_prompts", "console_log_simple", "config_file", "output_config",
+        "train_data_dir", "reg_data_dir", "huggingface_token", "wandb_api_key", "model_type",
+    }
+    | {role.flag for role in FILE_ROLES.values()}
+    | set(PARAMS)
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Subset:
+    """One image folder of the dataset (training or regularisation)."""
+
+    image_dir: str
+    num_repeats: int
+    class_tokens: str
+    caption_extension: str = ".txt"
+    is_reg: bool = False
+
+
+@dataclass(frozen=True)
+class TrainJob:
+    """Everything needed to build one trainer command."""
+
+    architecture: str
+    model_files: Mapping[str, str]  # FILE_ROLES name → absolute path
+    subsets: tuple[Subset, ...]
+    params: dict
+    work_dir: str
+    output_dir: str
+    output_name: str
+    logging_dir: str
+    python: str
+    sdscripts_dir: str
+    sample_prompts: tuple[str, ...] = ()
+    extra_flags: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class BuiltCommand:
+    """The argv to run and the texts of the files it references."""
+
+    script: str
+    argv: list[str]
+    cwd: str
+    dataset_config: str
+    sample_prompts: str
+    env: dict[str, str] = field(default_factory=dict)
+
+
+def accepted_flags(script: str) -> frozenset[str]:
+    """The option names `script` accepts (KeyError for a script we do not know)."""
+    return DEMO_FLAGS if script == spec("demo").script else ACCEPTED_FLAGS[script]
+
+
+def format_value(value: object) -> str:
+    """An option value as sd-scripts' argparse expects it."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return format(value, ".10g")
+    return str(value)
+
+
+def _toml_str(text: str) -> str:
+    out = ['"']
+    for ch in text:
+        if ch == '"':
+            out.append('\\"')
+        elif ch == "\\":
+            out.append("\\\\")
+        elif ord(ch) < 0x20 or ord(ch) == 0x7F:
+            out.append(f"\\u{ord(ch):04x}")
+        else:
+            out.append(ch)
+    out.append('"')
+    return "".join(out)
+
+
+def _toml_value(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        text = repr(value)
+        return text if any(c in text for c in ".en") else text + ".0"
+    return _toml_str(str(value))
+
+
+def build_dataset_toml(subsets: tuple[Subset, ...], params: dict) -> str:
+    """The dataset config TOML (sd-scripts' strict schema: ints stay ints)."""
+    lines = ["[general]", "", "[[datasets]]"]
+    lines.append(f"resolution = {int(params['resolution'])}")
+    lines.append(f"batch_size = {int(params['train_batch_size'])}")
+    for key in DATASET_KEYS:
+        if key in params and params[key] is not None:
+            lines.append(f"{key} = {_toml_value(params[key])}")
+    for subset in subsets:
+        lines += ["", "  [[datasets.subsets]]"]
+        lines.append(f"  image_dir = {_toml_str(subset.image_dir)}")
+        lines.append(f"  num_repeats = {int(subset.num_repeats)}")
+        lines.append(f"  class_tokens = {_toml_str(subset.class_tokens)}")
+        lines.append(f"  caption_extension = {_toml_str(subset.caption_extension)}")
+        lines.append(f"  is_reg = {_toml_value(bool(subset.is_reg))}")
+        for key in SUBSET_KEYS:
+            if key in params and params[key] is not None:
+                value = params[key]
+                if key == "caption_dropout_rate":
+                    value = float(value)
+                lines.append(f"  {key} = {_toml_value(value)}")
+    return "\n".join(lines) + "\n"
+
+
+def _join(directory: str, name: str) -> str:
+    return directory.rstrip("/") + "/" + name
+
+
+def _demo_argv(job: TrainJob, toml_path: str, prompts_path: str) -> list[str]:
+    p = job.params
+    argv = [job.python, "-m", spec("demo").script]
+    argv += ["--dataset_config", toml_path, "--output_dir", job.output_dir]
+    argv += ["--output_name", job.output_name]
+    for key in ("max_train_epochs", "network_dim", "network_alpha", "learning_rate"):
+        argv += [f"--{key}", format_value(p[key])]
+    argv += ["--resolution", str(int(p["resolution"]))]
+    argv += ["--train_batch_size", format_value(p["train_batch_size"])]
+    argv += ["--save_every_n_epochs", format_value(p["save_every_n_epochs"])]
+    argv += _sample_flags(job, prompts_path)
+    argv += ["--seed", format_value(p["seed"])]
+    return argv
+
+
+def _model_flags(arch: ArchSpec, files: Mapping[str, str]) -> list[str]:
+    missing = [name for name in arch.files if not files.get(name)]
+    if missing:
+        raise ValueError(f"{arch.key} needs these model files: {', '.join(missing)}")
+    flags: list[str] = []
+    for role in arch.file_roles:
+        if files.get(role.name):
+            flags += [f"--{role.flag}", files[role.name]]
+    return flags
+
+
+def _param_flags(params: dict) -> list[str]:
+    flags: list[str] = []
+    for key, value in params.items():
+        if key in SPECIAL_KEYS or key in DATASET_KEYS or key in SUBSET_KEYS:
+            continue
+        if key not in PARAMS or value is None:
+            continue
+        if PARAMS[key].kind == "bool":
+            if value:
+                flags.append(f"--{key}")
+            continue
+        if key == "blocks_to_swap" and not value:
+            continue
+        flags += [f"--{key}", format_value(value)]
+        if key == "optimizer_type" and value == "Adafactor":
+            flags += ["--optimizer_args", *ADAFACTOR_ARGS]
+    return flags
+
+
+def _sample_flags(job: TrainJob, prompts_path: str) -> list[str]:
+    every = job.params.get("sample_every_n_epochs")
+    if not (job.sample_prompts and every):
+        return []
+    return ["--sample_prompts", prompts_path, "--sample_every_n_epochs", format_value(every)]
+
+
+def check_flags(script: str, argv: list[str]) -> None:
+    """Raise ValueError if argv holds an option the target script does not accept."""
+    accepted = accepted_flags(script)
+    unknown = [a for a in argv if a.startswith("--") and a[2:].split("=")[0] not in accepted]
+    if unknown:
+        raise ValueError(f"{script} does not accept: {', '.join(unknown)}")
+
+
+def validate_extra_flags(architecture: str, flags: list[str]) -> tuple[str, ...]:
+    """Check staff extra flags against the target script's own option list; returns them."""
+    script = spec(architecture).script
+    accepted = accepted_flags(script)
+    errors: dict[str, str] = {}
+    seen_flag = False
+    for token in flags:
+        if token.startswith("--"):
+            name = token[2:].split("=", 1)[0]
+            if name not in accepted:
+                errors[token] = f"{script} has no option --{name}"
+            elif name in MANAGED_FLAGS:
+                errors[token] = f"--{name} is set by LoRA Studio; use the parameter, not a flag"
+            seen_flag = True
+        elif not seen_flag:
+            errors[token] = "a value must follow a --flag"
+    if errors:
+        raise ParamError(errors)
+    return tuple(flags)
+
+
+def build_command(job: TrainJob) -> BuiltCommand:
+    """Build the complete argv, dataset TOML and sample-prompt text for a job."""
+    arch = spec(job.architecture)
+    if not job.subsets:
+        raise ValueError("a run needs at least one image folder")
+    toml_path = _join(job.work_dir, DATASET_TOML)
+    prompts_path = _join(job.work_dir, SAMPLE_PROMPTS_TXT)
+    prompts_text = prompt_file_text(job.sample_prompts, arch, job.params)
+    dataset = build_dataset_toml(job.subsets, job.params)
+    env = {"PYTHONUNBUFFERED": "1"}
+
+    if not arch.on_gpu:
+        argv = _demo_argv(job, toml_path, prompts_path)
+        check_flags(arch.script, argv)
+        return BuiltCommand(arch.script, argv, "", dataset, prompts_text, env)
+
+    flags = ["--console_log_simple", "--dataset_config", toml_path]
+    flags += _model_flags(arch, job.model_files)
+    flags += list(arch.fixed_args)
+    flags += ["--network_module", arch.network_module]
+    flags += ["--output_dir", job.output_dir, "--output_name", job.output_name]
+    flags += ["--save_model_as", "safetensors", "--logging_dir", job.logging_dir]
+    flags += ["--max_data_loader_n_workers", "2"]
+    flags += _param_flags(job.params)
+    flags += _sample_flags(job, prompts_path)
+    flags += list(job.extra_flags)
+    script_path = _join(job.sdscripts_dir, arch.script)
+    argv = [job.python, script_path, *flags]
+    check_flags(arch.script, flags)
+    return BuiltCommand(arch.script, argv, job.sdscripts_dir, dataset, prompts_text, env)

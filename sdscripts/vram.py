@@ -1,0 +1,244 @@
+"""Estimate a LoRA run's peak VRAM and pick the memory savers that make it fit a GPU.
+
+Pure. The model is a sum of parts (weights, text encoders, VAE, activations, LoRA, optimizer,
+overhead), with per-architecture constants (the registry's `VramProfile`) calibrated against
+sd-scripts' published figures (tests/sdscripts/test_vram.py). `correction` multiplies the
+total, so measured peaks can tune it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from sdscripts.architectures import BLOCK_SWAP, TE_CACHE, spec
+
+MIB = 1024 * 1024
+
+# A run fits when its estimate is at most (1 - SAFETY_MARGIN) of the GPU's usable memory:
+# allocator fragmentation and sample generation add a few percent the estimate cannot see.
+SAFETY_MARGIN = 0.05
+# CUDA context, cuBLAS/cuDNN workspaces and allocator slack.
+OVERHEAD_MIB = 1200
+# "demo" trains on the CPU; this is only what torch may touch if it sees a GPU.
+DEMO_MIB = 256
+
+
+# Optimizer state bytes per trainable parameter.
+OPTIMIZER_BYTES = {
+    "adamw": 8,
+    "adamw8bit": 2,
+    "pagedadamw8bit": 2,
+    "lion": 4,
+    "lion8bit": 1,
+    "prodigy": 16,
+    "adafactor": 1,
+    "dadaptadam": 16,
+    "adamwschedulefree": 8,
+}
+VAE_ENCODE_MIB = 1200  # VAE encoder activations per image at 1024 when latents are not cached
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """Estimated peak VRAM and its breakdown, in MiB."""
+
+    total_mib: int
+    parts: dict[str, int]
+
+
+@dataclass(frozen=True)
+class Saver:
+    """One memory saver the planner chose."""
+
+    name: str
+    changes: dict
+    reason: str
+    saved_mib: int
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The planner's answer for one GPU budget."""
+
+    fits: bool
+    estimate_mib: int
+    budget_mib: int
+    params: dict
+    savers: tuple[Saver, ...] = field(default_factory=tuple)
+    message: str = ""
+
+
+def _bytes(params: dict, *, fp8: bool) -> int:
+    if fp8:
+        return 1
+    return 4 if params.get("mixed_precision") == "no" else 2
+
+
+def estimate_vram(architecture: str, params: dict, *, correction: float = 1.0) -> Estimate:
+    """Estimate peak VRAM (MiB) for an architecture and validated parameters."""
+    arch = spec(architecture)
+    prof = arch.vram
+    if prof is None:
+        return Estimate(DEMO_MIB, {"overhead": DEMO_MIB})
+    fp8 = bool(params.get("fp8_base"))
+    batch = int(params.get("train_batch_size", 1))
+    res = int(params.get("resolution", 1024))
+    pixels = batch * (res / 1024) ** 2
+    swap = min(int(params.get("blocks_to_swap") or 0), arch.max_blocks_to_swap)
+
+    weights = prof.params_b * 1e9 * _bytes(params, fp8=fp8) / MIB
+    cached_te = bool(params.get("cache_text_encoder_outputs")) and TE_CACHE in arch.features
+    unet_only = bool(params.get("network_train_unet_only"))
+    te = 0.0
+    for _name, billions, trainable_clip in prof.text_encoders:
+        if cached_te and not (trainable_clip and not unet_only):
+            continue  # cached encoders are moved off the GPU unless they are being trained
+        # With fp8_base sd-scripts loads T5-XXL in fp8 too; CLIP stays in the compute dtype.
+        te += billions * 1e9 * _bytes(params, fp8=fp8 and not trainable_clip) / MIB
+    vae = 0.0
+    if not params.get("cache_latents", True):
+        vae = prof.vae_b * 1e9 * 2 / MIB + VAE_ENCODE_MIB * pixels
+    act = prof.act_gc_mib * pixels
+    if not params.get("gradient_checkpointing"):
+        act *= prof.act_no_gc_factor
+    if swap:
+        # Swapping frees the block's weights; the published figures fall faster than weights
+        # alone explain, so the fitted per-block saving is split between weights and the rest.
+        per_block_weights = weights / (arch.max_blocks_to_swap + 1)
+        weights -= per_block_weights * swap
+        act = max(act * 0.25, act - max(prof.swap_block_mib - per_block_weights, 0) * swap)
+    rank = int(params.get("network_dim", 32))
+    lora_params = prof.lora_m_per_rank * 1e6 * rank
+    lora = lora_params * 8 / MIB  # fp32 weights + gradients
+    opt_name = str(params.get("optimizer_type", "AdamW")).lower()
+    optimizer = lora_params * OPTIMIZER_BYTES.get(opt_name, 8) / MIB
+    parts = {
+        "weights": weights,
+        "text_encoders": te,
+        "vae": vae,
+        "activations": act,
+        "lora": lora,
+        "optimizer": optimizer,
+        "overhead": OVERHEAD_MIB,
+    }
+    parts = {k: int(round(v * correction)) for k, v in parts.items()}
+    return Estimate(sum(parts.values()), parts)
+
+
+def usable(budget_mib: int) -> int:
+    """What an estimate may reach on a GPU of budget_mib, after the safety margin."""
+    return int(budget_mib * (1 - SAFETY_MARGIN))
+
+
+def _candidate_savers(architecture: str, p: dict) -> list[tuple[str, dict, str]]:
+    """Savers in the documented order: least slow-down first."""
+    arch = spec(architecture)
+    out = []
+    if TE_CACHE in arch.features and not p.get("cache_text_encoder_outputs"):
+        conflicts = p.get("shuffle_caption") or p.get("caption_dropout_rate")
+        if not conflicts:
+            changes = {"cache_text_encoder_outputs": True}
+            if arch.te_cache_needs_unet_only:
+                changes["network_train_unet_only"] = True
+            out.append(
+                (
+                    "cache_text_encoder_outputs",
+                    changes,
+                    "encode captions once and unload the text encoders (no slow-down)",
+                )
+            )
+    if not p.get("gradient_checkpointing"):
+        out.append(
+            (
+                "gradient_checkpointing",
+                {"gradient_checkpointing": True},
+                "recompute activations in the backward pass (about 20-30 % slower)",
+            )
+        )
+    if not p.get("fp8_base") and p.get("mixed_precision") != "no":
+        out.append(
+            ("fp8_base", {"fp8_base": True}, "hold the frozen base model in fp8 (half its memory)")
+        )
+    opt = str(p.get("optimizer_type", "AdamW"))
+    eight_bit = {"AdamW": "AdamW8bit", "Lion": "Lion8bit"}.get(opt)
+    if eight_bit:
+        out.append(
+            (
+                "optimizer_8bit",
+                {"optimizer_type": eight_bit},
+                f"{eight_bit} keeps optimizer state in 8 bits",
+            )
+        )
+    return out
+
+
+def plan(
+    architecture: str,
+    params: dict,
+    budget_mib: int,
+    *,
+    correction: float = 1.0,
+    allow_savers: bool = True,
+) -> Plan:
+    """Choose the cheapest savers (documented order) so the run fits budget_mib, or say it won't."""
+    current = dict(params)
+    est = estimate_vram(architecture, current, correction=correction).total_mib
+    limit = usable(budget_mib)
+    arch = spec(architecture)
+    if not arch.on_gpu:
+        return Plan(True, est, budget_mib, current, (), "The demo trains on the CPU.")
+    if not allow_savers or est <= limit:
+        fits = est <= limit
+        msg = (
+            f"Estimated {est} MiB fits in {budget_mib} MiB."
+            if fits
+            else f"Estimated {est} MiB does not fit in {budget_mib} MiB "
+            f"(limit {limit} MiB with a {SAFETY_MARGIN:.0%} margin)."
+        )
+        return Plan(fits, est, budget_mib, current, (), msg)
+
+    savers: list[Saver] = []
+    for name, changes, reason in _candidate_savers(architecture, current):
+        trial = {**current, **changes}
+        new_est = estimate_vram(architecture, trial, correction=correction).total_mib
+        savers.append(Saver(name, changes, reason, est - new_est))
+        current, est = trial, new_est
+        if est <= limit:
+            break
+
+    max_swap = arch.max_blocks_to_swap if BLOCK_SWAP in arch.features else 0
+    if est > limit and max_swap and not current.get("cpu_offload_checkpointing"):
+        start = int(current.get("blocks_to_swap") or 0)
+        chosen = max_swap
+        for n in range(start + 1, max_swap + 1):
+            trial = {**current, "blocks_to_swap": n}
+            if estimate_vram(architecture, trial, correction=correction).total_mib <= limit:
+                chosen = n
+                break
+        trial = {**current, "blocks_to_swap": chosen}
+        new_est = estimate_vram(architecture, trial, correction=correction).total_mib
+        reason = f"swap {chosen} blocks to CPU RAM (slower; the fewest that fit)"
+        if new_est > limit:
+            reason = f"swap the maximum {chosen} blocks to CPU RAM"
+        savers.append(Saver("blocks_to_swap", {"blocks_to_swap": chosen}, reason, est - new_est))
+        current, est = trial, new_est
+
+    fits = est <= limit
+    names = ", ".join(s.name for s in savers) or "none"
+    if fits:
+        msg = f"Fits in {budget_mib} MiB at an estimated {est} MiB with savers: {names}."
+    else:
+        msg = (
+            f"Does not fit in {budget_mib} MiB: even with every saver ({names}) the estimate is "
+            f"{est} MiB (limit {limit} MiB). Lower resolution, batch or rank, or use a larger GPU."
+        )
+    return Plan(fits, est, budget_mib, current, tuple(savers), msg)
+
+
+def oom_advice(architecture: str, params: dict, estimate_mib: int) -> str:
+    """What to change after running out of memory: the savers that fit 3/4 of the estimate."""
+    tighter = plan(architecture, params, int(estimate_mib * 0.75))
+    if tighter.savers:
+        names = ", ".join(s.name for s in tighter.savers)
+        return f"Try again with these memory savers: {names} (or a smaller batch)."
+    return "Try a smaller batch size or resolution."

@@ -1,0 +1,95 @@
+"""install.sh on a fake workstation home: --dry-run shows and changes nothing; a run registers."""
+
+import os
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.fake_home import make_fake_home
+from tests.paths import REPO as ROOT
+
+
+def install(tmp_path, *args):
+    """Run install.sh with its own .env and SQLite database under tmp_path."""
+    env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "SECRET_KEY", "DEBUG")}
+    env.update(
+        LORASTUDIO_DATA_DIR=str(tmp_path / "data"),
+        DATABASE_URL=f"sqlite:///{tmp_path / 'data' / 'db.sqlite3'}",
+        LORASTUDIO_NODE="ws1",
+        PYTHON=sys.executable,
+    )
+    return subprocess.run(
+        [
+            str(ROOT / "install.sh"),
+            "--home",
+            str(tmp_path / "home"),
+            "--no-probe",
+            "--env-file",
+            str(tmp_path / "env"),
+            *args,
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
+@pytest.fixture
+def home(tmp_path):
+    return make_fake_home(tmp_path / "home")
+
+
+def test_dry_run_prints_what_it_found_and_changes_nothing(home, tmp_path):
+    result = install(tmp_path, "--dry-run")
+    assert result.returncode == 0, result.stdout + result.stderr
+    out = result.stdout
+    assert f"sdscripts_dir: {home / 'sd-scripts'}" in out
+    assert f"sdscripts_python: {home / 'sd-scripts/venv/bin/python'}" in out
+    assert f"ComfyUI: {home / 'ComfyUI'}" in out
+    assert f"lora_dir: {home / 'SwarmUI/Models/Lora'}" in out
+    assert "Would register sd3.5_large (sd35_large)" in out
+    assert "Would register flux1-dev (flux1_dev)" in out
+    assert "Would register sd_xl_base_1.0 (sdxl)" in out
+    assert "would add SECRET_KEY" in out
+    assert not (tmp_path / "env").exists()
+    assert not (tmp_path / "data").exists()
+
+
+def rows(db: Path, sql: str) -> list[tuple]:
+    with sqlite3.connect(db) as conn:
+        return conn.execute(sql).fetchall()
+
+
+def test_install_registers_the_node_and_models_and_is_idempotent(home, tmp_path):
+    first = install(tmp_path)
+    assert first.returncode == 0, first.stdout + first.stderr
+    db = tmp_path / "data" / "db.sqlite3"
+    assert rows(db, "select name, sdscripts_dir, lora_dir from training_gpunode") == [
+        ("ws1", str(home / "sd-scripts"), str(home / "SwarmUI/Models/Lora"))
+    ]
+    models = "select name, architecture from training_basemodel order by name"
+    assert rows(db, models) == [
+        ("flux1-dev", "flux1_dev"),
+        ("sd3.5_large", "sd35_large"),
+        ("sd_xl_base_1.0", "sdxl"),
+    ]
+    env_text = (tmp_path / "env").read_text()
+    assert env_text.count("SECRET_KEY=") == 1 and "LORASTUDIO_NODE=ws1" in env_text
+
+    second = install(tmp_path)
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert "Unchanged: node ws1" in second.stdout
+    assert (tmp_path / "env").read_text() == env_text
+    assert len(rows(db, models)) == 3
+    assert rows(db, "select count(*) from training_historicalbasemodel") == [(3,)]
+
+
+def test_install_refuses_a_missing_home(tmp_path):
+    result = install(tmp_path)
+    assert result.returncode == 2
+    assert "is not a folder" in result.stdout

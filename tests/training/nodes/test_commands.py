@@ -1,0 +1,151 @@
+"""scan_models, register_node and check_node on a fake workstation home."""
+
+from io import StringIO
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from tests.factories import make_base_model, make_node
+from tests.fake_home import COMMIT, make_fake_home
+from training.models import BaseModel, GPUNode
+
+
+def run(*args) -> str:
+    out = StringIO()
+    call_command(*args, stdout=out)
+    return out.getvalue()
+
+
+@pytest.fixture
+def home(tmp_path):
+    return make_fake_home(tmp_path / "home")
+
+
+@pytest.mark.django_db
+def test_scan_models_dry_run_lists_models_and_registers_nothing(home):
+    out = run("scan_models", str(home), "--dry-run")
+    assert "Would register sd3.5_large (sd35_large)" in out
+    assert "Would register flux1-dev (flux1_dev)" in out
+    assert "Would register sd_xl_base_1.0 (sdxl)" in out
+    assert BaseModel.objects.count() == 0
+
+
+@pytest.mark.django_db
+def test_scan_models_registers_paths_relative_to_the_root(home):
+    run("scan_models", str(home))
+    sd35 = BaseModel.objects.get(name="sd3.5_large")
+    assert sd35.architecture == "sd35_large"
+    assert sd35.checkpoint == (
+        "SwarmUI/Models/Stable-Diffusion/OfficialStableDiffusion/sd3.5_large.safetensors"
+    )
+    assert sd35.t5xxl == "SwarmUI/Models/clip/t5xxl_fp16.safetensors"
+    flux = BaseModel.objects.get(name="flux1-dev")
+    assert flux.ae == "SwarmUI/Models/VAE/ae.safetensors"
+    assert all((home / p).is_file() for p in flux.model_files(str(home)).values())
+
+
+@pytest.mark.django_db
+def test_scan_models_twice_changes_nothing(home):
+    run("scan_models", str(home))
+    history = BaseModel.history.count()
+    run("scan_models", str(home))
+    assert BaseModel.objects.count() == 3
+    assert BaseModel.history.count() == history
+
+
+@pytest.mark.django_db
+def test_scan_models_skips_a_checkpoint_without_its_encoders(tmp_path):
+    path = tmp_path / "ComfyUI/models/unet/flux1-schnell.safetensors"
+    path.parent.mkdir(parents=True)
+    path.write_text("")
+    out = run("scan_models", str(tmp_path))
+    assert "Skipped flux1-schnell (flux1_schnell): no clip_l, t5xxl, ae found" in out
+    assert BaseModel.objects.count() == 0
+
+
+@pytest.mark.django_db
+def test_scan_models_refuses_a_missing_folder(tmp_path):
+    with pytest.raises(CommandError, match="is not a folder"):
+        run("scan_models", str(tmp_path / "nope"))
+
+
+@pytest.mark.django_db
+def test_register_node_detects_the_workstation(home):
+    out = run("register_node", "--name", "ws1", "--detect", str(home), "--no-probe")
+    node = GPUNode.objects.get(name="ws1")
+    assert node.sdscripts_dir == str(home / "sd-scripts")
+    assert node.sdscripts_python == str(home / "sd-scripts/venv/bin/python")
+    assert node.lora_dir == str(home / "SwarmUI/Models/Lora")
+    assert node.models_root == str(home)
+    assert f"ComfyUI: {home / 'ComfyUI'}" in out
+    assert "Registered node ws1" in out
+
+
+@pytest.mark.django_db
+def test_register_node_options_override_and_keep_other_fields(home):
+    run("register_node", "--name", "ws1", "--detect", str(home), "--no-probe")
+    run("register_node", "--name", "ws1", "--comfyui-url", "http://127.0.0.1:8190")
+    node = GPUNode.objects.get(name="ws1")
+    assert node.comfyui_url == "http://127.0.0.1:8190"
+    assert node.sdscripts_dir == str(home / "sd-scripts")
+
+
+@pytest.mark.django_db
+def test_register_node_dry_run_changes_nothing(home):
+    out = run("register_node", "--name", "ws1", "--detect", str(home), "--no-probe", "--dry-run")
+    assert f"sdscripts_dir: {home / 'sd-scripts'}" in out
+    assert "Would register node ws1" in out
+    assert not GPUNode.objects.exists()
+
+
+@pytest.mark.django_db
+def test_register_node_bad_values_change_nothing():
+    make_node(name="ws1", comfyui_url="http://127.0.0.1:8188")
+    with pytest.raises(CommandError, match="comfyui_url"):
+        run("register_node", "--name", "ws1", "--comfyui-url", "not a url")
+    with pytest.raises(CommandError, match="name"):
+        run("register_node", "--name", "bad name!")
+    assert GPUNode.objects.get(name="ws1").comfyui_url == "http://127.0.0.1:8188"
+    assert GPUNode.objects.count() == 1
+
+
+@pytest.fixture
+def ready_node(home, settings, tmp_path):
+    settings.LORASTUDIO_GPU_BACKEND = "fake"
+    settings.LORASTUDIO_FAKE_GPUS = "24576:Fake 4090"
+    run("register_node", "--name", "ws1", "--detect", str(home), "--no-probe")
+    run("register_node", "--name", "ws1", "--work-dir", str(tmp_path / "work"))
+    run("scan_models", str(home))
+    return GPUNode.objects.get(name="ws1")
+
+
+@pytest.mark.django_db
+def test_check_node_passes_on_a_ready_node_and_records_the_version(ready_node):
+    out = run("check_node", "--name", "ws1", "--min-free-gb", "0")
+    assert "[ok  ] sd-scripts Python" in out
+    assert "[ok  ] GPUs: fake: 0: Fake 4090 24576 MiB" in out
+    assert "[ok  ] model sd3.5_large: all files present" in out
+    assert "[ok  ] LoRA folder" in out
+    assert "Node ws1 is ready" in out
+    ready_node.refresh_from_db()
+    assert ready_node.sdscripts_version == COMMIT[:12]
+
+
+@pytest.mark.django_db
+def test_check_node_reports_problems_with_fixes(ready_node, home, settings):
+    settings.LORASTUDIO_FAKE_GPUS = ""
+    (home / "sd-scripts/library/train_util.py").unlink()
+    make_base_model(name="gone", architecture="sdxl", checkpoint="nowhere/x.safetensors")
+    out = StringIO()
+    with pytest.raises(CommandError, match="2 check\\(s\\) failed: sd-scripts Python, GPUs"):
+        call_command("check_node", "--name", "ws1", stdout=out)
+    text = out.getvalue()
+    assert "cannot import sd-scripts" in text
+    assert "fix: install the NVIDIA driver" in text
+    assert "[warn] model gone: missing checkpoint" in text
+
+
+@pytest.mark.django_db
+def test_check_node_needs_a_registered_node():
+    with pytest.raises(CommandError, match="register_node"):
+        run("check_node", "--name", "nowhere")

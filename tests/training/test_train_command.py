@@ -1,0 +1,200 @@
+"""`manage.py train` (dry run and submit) and `register_base_model`."""
+
+import json
+from io import StringIO
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from sdscripts.flags import ACCEPTED_FLAGS
+from sdscripts.params import validate_params
+from tests.factories import make_dataset, make_gpu, make_node, make_trainable_dataset
+from training.models import BaseModel, Preset, TrainingRun
+
+
+def register(name, arch, **files):
+    args = ["register_base_model", "--name", name, "--architecture", arch]
+    for key, value in files.items():
+        args += [f"--{key.replace('_', '-')}", value]
+    call_command(*args, stdout=StringIO())
+    return BaseModel.objects.get(name=name)
+
+
+def dry_run(*args):
+    out = StringIO()
+    call_command("train", *args, "--dry-run", "--json", stdout=out)
+    return json.loads(out.getvalue())
+
+
+@pytest.fixture
+def sd35l(db):
+    return register(
+        "SD3.5 Large", "sd35_large", checkpoint="/m/l.safetensors", clip_l="/m/cl.safetensors",
+        clip_g="/m/cg.safetensors", t5xxl="/m/t5.safetensors",
+    )  # fmt: skip
+
+
+@pytest.fixture
+def flux(db):
+    return register(
+        "FLUX dev", "flux1_dev", checkpoint="/m/f.safetensors", clip_l="/m/cl.safetensors",
+        t5xxl="/m/t5.safetensors", ae="/m/ae.safetensors",
+    )  # fmt: skip
+
+
+def test_sd35_large_1024_fits_32gb_with_savers(student, sd35l):
+    dataset = make_dataset(owner=student, name="dogs")
+    out = dry_run(
+        "--dataset", "dogs", "--base-model", "SD3.5 Large",
+        "--preset", "SD 3.5 Large, quality 1024", "--set", "train_batch_size=1",
+        "--gpu-mib", "32768",
+    )  # fmt: skip
+    assert out["script"] == "sd3_train_network.py"
+    assert out["vram"]["fits"] is True
+    assert out["vram"]["estimate_mib"] < out["vram"]["budget_mib"] == 32768
+    assert out["vram"]["savers"] and all(s["reason"] for s in out["vram"]["savers"])
+    assert "--cache_text_encoder_outputs" in out["argv"]
+    assert "networks.lora_sd3" in out["argv"]
+    assert all(
+        a[2:] in ACCEPTED_FLAGS["sd3_train_network.py"] for a in out["argv"] if a[:2] == "--"
+    )
+    assert "resolution = 1024" in out["dataset_config"]
+    assert f"num_repeats = {dataset.repeats}" in out["dataset_config"]
+    assert TrainingRun.objects.count() == 0
+
+
+def test_flux_on_8gb_plans_block_swap_or_says_it_does_not_fit(student, flux):
+    make_dataset(owner=student, name="cats")
+    out = dry_run("--dataset", "cats", "--base-model", "FLUX dev", "--gpu-mib", "8192")
+    names = [s["name"] for s in out["vram"]["savers"]]
+    if out["vram"]["fits"]:
+        assert "blocks_to_swap" in names
+        assert "--blocks_to_swap" in out["argv"]
+        assert out["vram"]["estimate_mib"] < 8192
+    else:
+        assert "does not fit" in out["vram"]["message"].lower()
+    assert TrainingRun.objects.count() == 0
+
+
+def test_no_plan_estimates_the_given_configuration(student, sd35l):
+    make_dataset(owner=student, name="dogs")
+    out = dry_run(
+        "--dataset", "dogs", "--base-model", "SD3.5 Large", "--set", "resolution=1024",
+        "--gpu-mib", "32768", "--no-plan",
+    )  # fmt: skip
+    assert out["vram"]["savers"] == []
+    assert out["vram"]["fits"] is False
+
+
+def test_lab_gpus_are_listed_and_used_as_the_budget(student, sd35l):
+    make_dataset(owner=student, name="dogs")
+    node = make_node(name="gpu-a")
+    make_gpu(node=node, total_mib=32768)
+    make_gpu(node=node, total_mib=4096)
+    out = dry_run("--dataset", "dogs", "--base-model", "SD3.5 Large", "--set", "resolution=1024")
+    assert out["vram"]["budget_mib"] == 32768
+    assert [(g["node"], g["total_mib"], g["fits"]) for g in out["gpus"]] == [
+        ("gpu-a", 32768, True),
+        ("gpu-a", 4096, False),
+    ]
+
+
+@pytest.mark.parametrize(
+    "args, field",
+    [
+        (["--set", "blocks_to_swap=99"], "blocks_to_swap"),
+        (["--set", "bogus=1"], "bogus"),
+        (["--set", "resolution=big"], "resolution"),
+        (["--preset", "SDXL, 1024"], "preset"),
+        (["--preset", "no such preset"], "preset"),
+    ],
+)
+def test_bad_values_raise_command_error_naming_the_field(student, sd35l, args, field):
+    make_dataset(owner=student, name="dogs")
+    with pytest.raises(CommandError, match=field):
+        dry_run("--dataset", "dogs", "--base-model", "SD3.5 Large", *args)
+    assert TrainingRun.objects.count() == 0
+
+
+def test_unknown_dataset_and_model_are_named(student, sd35l):
+    with pytest.raises(CommandError, match="dataset"):
+        dry_run("--dataset", "nope", "--base-model", "SD3.5 Large")
+    make_dataset(owner=student, name="dogs")
+    with pytest.raises(CommandError, match="base-model"):
+        dry_run("--dataset", "dogs", "--base-model", "nope")
+
+
+def test_register_base_model_refuses_missing_encoders(db):
+    with pytest.raises(CommandError, match="t5xxl"):
+        register("broken", "flux1_dev", checkpoint="/m/f.safetensors", clip_l="/m/c.safetensors")
+    assert not BaseModel.objects.filter(name="broken").exists()
+
+
+def test_presets_exist_and_validate(db):
+    names = set(Preset.objects.values_list("name", flat=True))
+    assert {"SD 3.5 Medium, 768", "SD 3.5 Large, quality 1024", "Demo (CPU)"} <= names
+    for preset in Preset.objects.all():
+        validate_params(preset.architecture, {}, base=preset.values, rules=preset.student_rules)
+
+
+def test_seed_command_comes_out_of_the_sd35_medium_preset(student):
+    register(
+        "SD3.5 Medium", "sd35_medium", checkpoint="/m/m.safetensors", clip_l="/m/cl.safetensors",
+        clip_g="/m/cg.safetensors", t5xxl="/m/t5.safetensors",
+    )  # fmt: skip
+    make_dataset(owner=student, name="dogs")
+    out = dry_run(
+        "--dataset", "dogs", "--base-model", "SD3.5 Medium", "--preset", "SD 3.5 Medium, 768",
+        "--gpu-mib", "81920",
+    )  # fmt: skip
+    argv = out["argv"]
+    expected = {
+        "--network_module": "networks.lora_sd3", "--max_train_epochs": "10",
+        "--network_dim": "32", "--network_alpha": "16", "--learning_rate": "0.0001",
+        "--optimizer_type": "AdamW8bit", "--mixed_precision": "bf16",
+        "--clip_l": "/m/cl.safetensors", "--clip_g": "/m/cg.safetensors",
+        "--t5xxl": "/m/t5.safetensors",
+    }  # fmt: skip
+    for flag, value in expected.items():
+        assert argv[argv.index(flag) + 1] == value
+    assert "--cache_latents" in argv
+    assert out["vram"]["savers"] == []
+    assert "resolution = 768" in out["dataset_config"]
+    assert "batch_size = 1" in out["dataset_config"]
+
+
+def submit(*args):
+    out = StringIO()
+    call_command("train", *args, stdout=out)
+    return out.getvalue()
+
+
+def test_submit_queues_a_run(student):
+    make_trainable_dataset(owner=student, name="dogs")
+    BaseModel.objects.create(name="demo", architecture="demo")
+    assert "is queued" in submit("--dataset", "dogs", "--base-model", "demo")
+    assert TrainingRun.objects.get().status == "queued"
+
+
+def test_disabled_base_model_is_a_command_error_creating_nothing(student):
+    make_dataset(owner=student, name="dogs")
+    BaseModel.objects.create(name="old demo", architecture="demo", enabled=False)
+    with pytest.raises(CommandError, match=r"^Base model old demo is disabled\.$"):
+        submit("--dataset", "dogs", "--base-model", "old demo")
+    assert TrainingRun.objects.count() == 0
+
+
+def test_another_students_private_dataset_is_a_command_error(student, other_student):
+    make_dataset(owner=student, name="dogs")
+    BaseModel.objects.create(name="demo", architecture="demo")
+    with pytest.raises(CommandError, match="Dataset dogs is not available to bob"):
+        submit("--dataset", "dogs", "--base-model", "demo", "--owner", "bob")
+    assert TrainingRun.objects.count() == 0
+
+
+def test_run_no_gpu_of_the_lab_can_hold_is_a_command_error(student, sd35l):
+    make_dataset(owner=student, name="dogs")
+    make_gpu(node=make_node(name="small"), total_mib=2048)
+    with pytest.raises(CommandError, match="No GPU of the lab can hold this run"):
+        submit("--dataset", "dogs", "--base-model", "SD3.5 Large", "--set", "resolution=1024")
+    assert TrainingRun.objects.count() == 0

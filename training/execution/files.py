@@ -1,0 +1,113 @@
+"""The files a run produced: LoRA checkpoints collected into media storage, and publishing.
+
+A LoRA is complete once the trainer announces the next one (or exits), so the runner
+collects a file when the following "saving checkpoint" line arrives and everything at the
+end. Each file is hard-linked (or copied) to MEDIA_ROOT/runs/<id>/ and recorded once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shutil
+from pathlib import Path
+
+from django.conf import settings
+
+from training.choices import ArtifactKind
+from training.models import LoraArtifact
+
+_EPOCH_FILE = re.compile(r"-(\d{6})\.safetensors$")
+_STEP_FILE = re.compile(r"-step(\d{8})\.safetensors$")
+
+
+def sha256_of(path: Path) -> str:
+    """The file's SHA-256, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def store_file(run_id: int, path: Path) -> str:
+    """Place a run's file under MEDIA_ROOT/runs/<id>/; return its storage name."""
+    relative = f"runs/{run_id}/{path.name}"
+    dest = Path(settings.MEDIA_ROOT) / relative
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    if dest.exists():
+        dest.unlink()
+    try:
+        os.link(path, dest)
+    except OSError:
+        shutil.copy2(path, dest)
+    return relative
+
+
+def artifact_kind(name: str) -> tuple[str, int | None, int | None]:
+    """(kind, epoch, step) from an sd-scripts LoRA file name."""
+    if m := _EPOCH_FILE.search(name):
+        return ArtifactKind.EPOCH, int(m[1]), None
+    if m := _STEP_FILE.search(name):
+        return ArtifactKind.STEP, None, int(m[1])
+    return ArtifactKind.FINAL, None, None
+
+
+class LoraCollector:
+    """Records each LoRA file of one run once; publishes the final one."""
+
+    def __init__(self, run, output_dir: Path, output_name: str):
+        self.run = run
+        self.output_dir = Path(output_dir)
+        self.output_name = output_name
+        self.collected: set[str] = set()
+        self.announced: list[str] = []
+
+    @property
+    def final_path(self) -> Path:
+        return self.output_dir / f"{self.output_name}.safetensors"
+
+    def announced_file(self, path: str) -> None:
+        """The trainer said it saves `path`: the file announced before it is complete."""
+        for earlier in self.announced:
+            self.collect(Path(earlier))
+        self.announced = [path]
+
+    def collect(self, path: Path) -> LoraArtifact | None:
+        """Store and record one LoRA file (once; None when it is not a finished LoRA)."""
+        if not path.is_file() or path.suffix != ".safetensors" or str(path) in self.collected:
+            return None
+        self.collected.add(str(path))
+        kind, epoch, step = artifact_kind(path.name)
+        return LoraArtifact.objects.create(
+            run=self.run,
+            kind=kind,
+            epoch=epoch,
+            step=step,
+            file=store_file(self.run.pk, path),
+            size_bytes=path.stat().st_size,
+            sha256=sha256_of(path),
+        )
+
+    def collect_all(self) -> Path:
+        """Collect every LoRA the trainer left, the final one last; return the final's path."""
+        final = self.final_path
+        for path in sorted(self.output_dir.glob(f"{self.output_name}*.safetensors")):
+            if path != final:
+                self.collect(path)
+        self.collect(final)
+        return final
+
+    def publish(self, lora_dir: str) -> str:
+        """Copy the final LoRA into `lora_dir`/<owner>/; return where (or "" when not)."""
+        final = self.final_path
+        if not lora_dir or not final.is_file():
+            return ""
+        dest = Path(lora_dir) / self.run.owner.username / final.name
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(final, dest)
+        LoraArtifact.objects.filter(run=self.run, kind=ArtifactKind.FINAL).update(
+            published_path=str(dest)
+        )
+        return str(dest)

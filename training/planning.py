@@ -1,0 +1,269 @@
+"""The one plan path: what a run would be, for the submit service, the new-run page's live
+plan, `manage.py train --dry-run` and the runner.
+
+`plan_run` validates a request against the owner's limits, plans its memory against the lab's
+GPU budget and says whether it may be queued; `RunPlan.job` and `job_for_run` build the exact
+trainer job (argv, dataset TOML, sample prompts, image folders) through the same `_job`, so
+what a dry run shows is what the runner writes. Reads only; services write.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import PermissionDenied, ValidationError
+
+from datasets.export import CAPTION_EXTENSION, export_folder
+from datasets.services import lint_dataset
+from sdscripts import vram
+from sdscripts.command import Subset, TrainJob, validate_extra_flags
+from sdscripts.params import validate_params
+from training.selectors import candidate_gpus, largest_gpu_mib
+
+# Planning budget when the lab has no GPU registered yet (a 24 GB card).
+DEFAULT_BUDGET_MIB = 24576
+# The placeholder for the run's number in a plan made before the run exists.
+RUN_KEY_PLACEHOLDER = "{run}"
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    """What someone asks for: the raw inputs of a run, before any checking."""
+
+    owner: Any
+    base_model: Any
+    dataset: Any = None
+    preset: Any = None
+    params: dict = field(default_factory=dict)  # overrides of the preset's values
+    regularization: Any = None
+    extra_flags: tuple[str, ...] = ()
+    sample_prompts: str = ""
+    name: str = ""
+    use_planner: bool = True  # let the planner add memory savers
+    budget_mib: int | None = None  # plan for this GPU size, not the lab's largest
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    """The checked run: final parameters, memory plan, GPUs, dataset check and verdict."""
+
+    request: RunRequest
+    params: dict
+    extra_flags: tuple[str, ...]
+    sample_prompts: str
+    vram: vram.Plan
+    gpus: list[dict]
+    lint: Any  # datasets.lint.LintReport, or None without a dataset
+    blocking: tuple[str, ...]  # why it may not be queued; empty when it may
+
+    @property
+    def architecture(self) -> str:
+        return self.request.base_model.architecture
+
+    def record(self) -> dict:
+        """The plan as the run stores it (shown on its page and in the admin)."""
+        return {
+            "fits": self.vram.fits,
+            "estimate_mib": self.vram.estimate_mib,
+            "budget_mib": self.vram.budget_mib,
+            "savers": [
+                {"name": s.name, "reason": s.reason, "saved_mib": s.saved_mib}
+                for s in self.vram.savers
+            ],
+            "message": self.vram.message,
+        }
+
+    def job(self, node, *, run_key: str = RUN_KEY_PLACEHOLDER) -> TrainJob:
+        """The trainer job this plan becomes on `node` (None: no node is online)."""
+        r = self.request
+        return _job(
+            base_model=r.base_model,
+            datasets=_datasets(r.dataset, r.regularization),
+            params=self.params,
+            sample_prompts=self.sample_prompts,
+            extra_flags=self.extra_flags,
+            name=r.name,
+            run_key=run_key,
+            node=node,
+        )
+
+
+def _check_access(request: RunRequest) -> None:
+    """Refusals that no parameter can fix (ValidationError or PermissionDenied)."""
+    owner, base_model, preset = request.owner, request.base_model, request.preset
+    if not base_model.enabled:
+        raise ValidationError(f"Base model {base_model.name} is disabled.")
+    if preset is not None and preset.architecture != base_model.architecture:
+        raise ValidationError(f"Preset {preset.name} is for another architecture.")
+    for dataset in (request.dataset, request.regularization):
+        if dataset is not None and not dataset.is_visible_to(owner):
+            raise ValidationError(f"Dataset {dataset.name} is not available to {owner}.")
+    if request.extra_flags and not owner.is_staff:
+        raise PermissionDenied("Only staff may pass extra sd-scripts flags.")
+
+
+def default_sample_prompts(dataset, count: int = 2) -> str:
+    """Prompts for a run that samples but was given none: the dataset's first captions.
+
+    Captions are what the LoRA learns, so they make the samples show its progress; a dataset
+    without captions falls back to its trigger word.
+    """
+    prompts: list[str] = []
+    captions = dataset.images.exclude(caption="").order_by("pk").values_list("caption", flat=True)
+    for caption in captions[:50]:
+        line = " ".join(caption.split())
+        if line and line not in prompts:
+            prompts.append(line)
+        if len(prompts) == count:
+            break
+    if not prompts and dataset.trigger_word.strip():
+        prompts = [dataset.trigger_word.strip()]
+    return "\n".join(prompts)
+
+
+def plan_run(request: RunRequest) -> RunPlan:
+    """Check and plan a run; raise for what no change of parameters can fix.
+
+    1. Access: the base model is enabled, the preset matches it, the datasets are the
+       owner's (or the lab's), extra flags only from staff (ValidationError, PermissionDenied).
+    2. Parameters: the preset's values under the defaults, the request's overrides on top,
+       and for students the preset's locks and bounds (ParamError names each bad field).
+    3. Memory: plan against the given budget, else the lab's largest GPU, else 24 GB; add
+       memory savers when the request allows it.
+    4. Verdict: every reason it may not be queued (no dataset, a dataset check error, no GPU
+       of the lab holds it); empty means the submit service may queue it.
+    """
+    _check_access(request)
+    owner, preset, arch = request.owner, request.preset, request.base_model.architecture
+    student = not owner.is_staff
+    values = validate_params(
+        arch,
+        dict(request.params or {}),
+        rules=preset.student_rules if (preset is not None and student) else None,
+        base=dict(preset.values) if preset is not None else None,
+        student=student,
+    )
+    flags = validate_extra_flags(arch, list(request.extra_flags)) if request.extra_flags else ()
+
+    largest = largest_gpu_mib()
+    budget = request.budget_mib or largest or DEFAULT_BUDGET_MIB
+    memory = vram.plan(arch, values, budget, allow_savers=request.use_planner)
+    # Each GPU is planned from the requested values: its own savers, for its own size.
+    gpus = candidate_gpus(arch, values)
+    if request.use_planner:
+        values = dict(memory.params)
+
+    blocking: list[str] = []
+    if request.dataset is None:
+        blocking.append("A run needs a dataset.")
+    if not memory.fits and (largest is not None or request.budget_mib):
+        blocking.append(f"No GPU of the lab can hold this run: {memory.message}")
+    lint = None
+    if request.dataset is not None:
+        lint = lint_dataset(request.dataset, resolution=int(values.get("resolution") or 1024))
+        blocking += [f"Dataset: {f.message} {f.action}" for f in lint.errors]
+
+    prompts = request.sample_prompts
+    if not prompts.strip() and values.get("sample_every_n_epochs") and request.dataset:
+        prompts = default_sample_prompts(request.dataset)
+    return RunPlan(
+        request=request,
+        params=values,
+        extra_flags=tuple(flags),
+        sample_prompts=prompts,
+        vram=memory,
+        gpus=gpus,
+        lint=lint,
+        blocking=tuple(blocking),
+    )
+
+
+# --- the trainer job ---------------------------------------------------------------------
+
+
+def output_name(name: str, run_key: str) -> str:
+    """The trainer's `--output_name`: the run's name made safe, then its number.
+
+    Only letters, digits, "_" and "-", never a leading "-" (argparse would read it as an
+    option), at most 40 characters of the name.
+    """
+    base = re.sub(r"[^A-Za-z0-9_-]+", "_", name or "lora").strip("_-")[:40] or "lora"
+    return f"{base}-run{run_key}"
+
+
+def run_work_dir(node, run_key: str) -> Path:
+    """Where a run is prepared on `node`: its own folder under the node's work folder."""
+    root = node.work_dir if node is not None and node.work_dir else settings.LORASTUDIO_WORK_DIR
+    return Path(root) / f"run-{run_key}"
+
+
+def _datasets(dataset, regularization) -> list[tuple[Any, bool]]:
+    return [(d, is_reg) for d, is_reg in ((dataset, False), (regularization, True)) if d]
+
+
+def dataset_dest(work: Path, is_reg: bool) -> Path:
+    """The folder a run's training (or regularisation) images are exported under."""
+    return work / "data" / ("reg" if is_reg else "train")
+
+
+def _job(
+    *,
+    base_model,
+    datasets: list[tuple[Any, bool]],
+    params: dict,
+    sample_prompts: str,
+    extra_flags: tuple[str, ...],
+    name: str,
+    run_key: str,
+    node,
+) -> TrainJob:
+    arch = base_model.spec
+    work = run_work_dir(node, run_key)
+    subsets = tuple(
+        Subset(
+            image_dir=str(export_folder(dataset, dataset_dest(work, is_reg))),
+            num_repeats=dataset.repeats,
+            class_tokens=dataset.trigger_word,
+            caption_extension=CAPTION_EXTENSION,
+            is_reg=is_reg,
+        )
+        for dataset, is_reg in datasets
+    )
+    if not arch.on_gpu:
+        python, sdscripts = sys.executable, ""
+    else:
+        python = (node.sdscripts_python if node is not None else "") or "python3"
+        sdscripts = (node.sdscripts_dir if node is not None else "sd-scripts") or ""
+    return TrainJob(
+        architecture=arch.key,
+        model_files=base_model.model_files(node.models_root if node is not None else ""),
+        subsets=subsets,
+        params=dict(params),
+        work_dir=str(work),
+        output_dir=str(work / "output"),
+        output_name=output_name(name, run_key),
+        logging_dir=str(work / "logs"),
+        python=python,
+        sdscripts_dir=sdscripts,
+        sample_prompts=tuple(p for p in sample_prompts.splitlines() if p.strip()),
+        extra_flags=tuple(extra_flags),
+    )
+
+
+def job_for_run(run, node) -> TrainJob:
+    """The trainer job of a stored run on `node` (what the runner writes and starts)."""
+    return _job(
+        base_model=run.base_model,
+        datasets=_datasets(run.dataset, run.regularization_dataset),
+        params=run.params,
+        sample_prompts=run.sample_prompts,
+        extra_flags=tuple(run.extra_flags or ()),
+        name=run.name,
+        run_key=str(run.pk),
+        node=node,
+    )
