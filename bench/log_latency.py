@@ -8,7 +8,7 @@ Run: .venv/bin/python bench/log_latency.py [--lines 200] [--flood 100000]
    RunConsumer does (group member channel) and prints p50/p95 of send → receive. Websocket
    framing on localhost adds well under a millisecond on top.
 2. Drain: tests/fake_trainers/flood.py prints N lines, each followed by a "\\r" tqdm bar on
-   stderr; both pipes are read with the runner's own `_reader` threads and split with
+   stderr; it runs as a `TrainerProcess` (the runner's own pipe readers) and is split with
    `progress.StreamSplitter` (the runner's path minus its batched RunLog insert every 0.5 s),
    and the lines/s drained is printed.
 """
@@ -18,12 +18,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import queue
 import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -69,31 +67,24 @@ def latency(lines: int) -> list[float]:
 
 def drain(lines: int) -> tuple[int, float]:
     """(lines read, seconds) for a flooding trainer through the runner's reading path."""
-    from training.progress import StreamSplitter
-    from training.runner import _reader
+    from sdscripts.progress import StreamSplitter
+    from training.execution.process import TrainerProcess
 
     env = dict(os.environ, FAKE_TRAINER_LINES=str(lines))
     start = time.perf_counter()
-    proc = subprocess.Popen(
-        [sys.executable, str(ROOT / "tests" / "fake_trainers" / "flood.py")],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env=env,
-    )
-    out: queue.Queue = queue.Queue()
-    for stream, name in ((proc.stdout, "stdout"), (proc.stderr, "stderr")):
-        threading.Thread(target=_reader, args=(stream, name, out), daemon=True).start()
+    flood = [sys.executable, str(ROOT / "tests" / "fake_trainers" / "flood.py")]
+    trainer = TrainerProcess(flood, cwd=str(ROOT), env=env)
     splitters = {"stdout": StreamSplitter(), "stderr": StreamSplitter()}
-    open_streams, count = 2, 0
-    while open_streams:
-        name, text = out.get()
-        if text is None:
-            open_streams -= 1
-            pieces = splitters[name].flush()
-        else:
-            pieces = splitters[name].feed(text)
-        count += sum(1 for p in pieces if p.kind == "line")
-    proc.wait()
+    count = 0
+    while not trainer.finished():
+        for name, text in trainer.output(timeout=0.1):
+            if text is None:
+                trainer.done(name)
+                pieces = splitters[name].flush()
+            else:
+                pieces = splitters[name].feed(text)
+            count += sum(1 for p in pieces if p.kind == "line")
+    trainer.wait()
     return count, time.perf_counter() - start
 
 

@@ -87,8 +87,9 @@ def main() -> int:
 
     from tests.factories import make_base_model, make_user
     from tests.queue_helpers import cluster_env, make_image_dataset, start_qcluster, stop_process
-    from training import agent, services
+    from training import services
     from training.models import GPUNode, TrainingRun
+    from training.nodes import agent
 
     scripts = tmp / "sd-scripts"
     scripts.mkdir()

@@ -33,6 +33,12 @@ def subset_folder_name(repeats: int, trigger: str, fallback: str) -> str:
     return f"{repeats}_{tokens or 'dataset'}"
 
 
+def export_folder(dataset: Dataset, dest_dir: Path) -> Path:
+    """The image folder `export_dataset` writes for `dataset` under `dest_dir` (pure path)."""
+    name = subset_folder_name(dataset.repeats, dataset.trigger_word, dataset.name)
+    return Path(dest_dir).resolve() / name
+
+
 def _link_or_copy(source: Path, target: Path) -> None:
     try:
         os.link(source, target)
@@ -48,8 +54,7 @@ def export_dataset(dataset: Dataset, dest_dir: Path, *, is_reg: bool = False) ->
     tokens, which are the trigger word. The folder must belong to one run alone: sd-scripts
     writes latent caches beside the images.
     """
-    dest_dir = Path(dest_dir).resolve()
-    folder = dest_dir / subset_folder_name(dataset.repeats, dataset.trigger_word, dataset.name)
+    folder = export_folder(dataset, dest_dir)
     folder.mkdir(parents=True, exist_ok=True)
     count = 0
     # dataset_id too: the related manager reads it on every row (one query per image if

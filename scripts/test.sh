@@ -21,15 +21,15 @@ DEBUG=True LORASTUDIO_DATA_DIR="$(mktemp -d)" $PY manage.py makemigrations --che
 
 # The multi-node test needs PostgreSQL + Redis: it runs in the last pass only.
 echo "== tests on SQLite"
-$PY -m pytest -q --ignore=tests/test_multinode.py "$@"
+$PY -m pytest -q --ignore=tests/system/test_multinode.py "$@"
 
 if [ "$packages_rc" = 0 ]; then
   echo "== tests on PostgreSQL"
-  ./scripts/with_postgres.sh $PY -m pytest -q --ignore=tests/test_multinode.py "$@"
+  ./scripts/with_postgres.sh $PY -m pytest -q --ignore=tests/system/test_multinode.py "$@"
   echo "== integration tests on PostgreSQL + Redis"
   # Everything marked integration (real qcluster, daphne, the multi-node test), plus the
   # websocket tests, which exercise channels_redis here.
-  ws_tests=$(ls tests/test_*consumer*.py tests/test_*websocket*.py 2>/dev/null || true)
+  ws_tests=$(ls tests/training/test_consumers.py tests/training/execution/test_samples.py 2>/dev/null || true)
   ./scripts/with_postgres.sh ./scripts/with_redis.sh $PY -m pytest -q -m "integration" tests "$@"
   if [ -n "$ws_tests" ]; then
     # shellcheck disable=SC2086

@@ -31,6 +31,13 @@ def make_dataset(*, owner, **kw):
     return Dataset.objects.create(owner=owner, **kw)
 
 
+def make_trainable_dataset(*, owner, images=1, **kw):
+    """A dataset with `images` small images, so a run may be submitted on it."""
+    dataset = make_dataset(owner=owner, **kw)
+    make_dataset_images(dataset, images)
+    return dataset
+
+
 def make_base_model(**kw):
     """A base model; the demo architecture needs no files."""
     from training.models import BaseModel

@@ -14,6 +14,7 @@ from PIL import Image
 
 from datasets.services import add_images, create_dataset, save_captions
 from tests.factories import make_base_model, make_gpu, make_node
+from tests.paths import FAKE_TRAINERS
 from training import services
 
 
@@ -56,9 +57,6 @@ def submit_demo(owner, *, node=None, dataset=None, params=None, **kw):
         params=dict(DEMO_PARAMS if params is None else params),
         **kw,
     )
-
-
-FAKE_TRAINERS = Path(__file__).resolve().parent / "fake_trainers"
 
 
 def fake_sdscripts(folder: Path, trainer: str) -> Path:

@@ -2,27 +2,12 @@
 
 from django.db import models
 
+from sdscripts.architectures import ARCHITECTURES
 
-class Architecture(models.TextChoices):
-    SD15 = "sd15", "Stable Diffusion 1.5"
-    SDXL = "sdxl", "SDXL"
-    SD35_MEDIUM = "sd35_medium", "Stable Diffusion 3.5 Medium"
-    SD35_LARGE = "sd35_large", "Stable Diffusion 3.5 Large"
-    FLUX1_DEV = "flux1_dev", "FLUX.1 dev"
-    FLUX1_SCHNELL = "flux1_schnell", "FLUX.1 schnell"
-    DEMO = "demo", "Demo (CPU, built-in toy model)"
-
-
-# Model files each architecture needs besides the checkpoint (SDSCRIPTS.md).
-REQUIRED_MODEL_FILES = {
-    Architecture.SD15: ("checkpoint",),
-    Architecture.SDXL: ("checkpoint",),
-    Architecture.SD35_MEDIUM: ("checkpoint", "clip_l", "clip_g", "t5xxl"),
-    Architecture.SD35_LARGE: ("checkpoint", "clip_l", "clip_g", "t5xxl"),
-    Architecture.FLUX1_DEV: ("checkpoint", "clip_l", "t5xxl", "ae"),
-    Architecture.FLUX1_SCHNELL: ("checkpoint", "clip_l", "t5xxl", "ae"),
-    Architecture.DEMO: (),
-}
+# The registry (sdscripts.architectures) is the one list of architectures.
+Architecture = models.TextChoices(
+    "Architecture", [(key.upper(), (key, spec.label)) for key, spec in ARCHITECTURES.items()]
+)
 
 
 class RunStatus(models.TextChoices):
@@ -58,7 +43,7 @@ ACTIVE = (
 )
 TERMINAL = (RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED)
 
-# The run life cycle (DESIGN.md): every move `lifecycle.transition` accepts.
+# The run life cycle (docs/run-lifecycle.md): every move `lifecycle.transition` accepts.
 ALLOWED_TRANSITIONS: dict[str, frozenset[str]] = {
     RunStatus.DRAFT: frozenset({RunStatus.PENDING_APPROVAL, RunStatus.QUEUED, RunStatus.CANCELLED}),
     RunStatus.PENDING_APPROVAL: frozenset({RunStatus.QUEUED, RunStatus.CANCELLED}),
@@ -92,4 +77,3 @@ class ArtifactKind(models.TextChoices):
 class EventKind(models.TextChoices):
     STATUS = "status", "Status change"
     ACTION = "action", "Staff action"
-    NOTE = "note", "Note"

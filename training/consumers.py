@@ -9,9 +9,8 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.template.loader import render_to_string
 
-from training.lifecycle import LAB_GROUP, run_state
+from training.live import LAB_GROUP, run_group, run_state, sample_message
 from training.models import RunLog, SampleImage, TrainingRun
-from training.samples import sample_message
 
 # Chunks sent on connect without a resume point, and per batch when catching up.
 LOG_TAIL_CHUNKS = 200
@@ -43,7 +42,7 @@ class RunConsumer(AsyncJsonWebsocketConsumer):
         if user is None or not await self._visible(user):
             await self.close()
             return
-        self.group = f"run-{self.run_id}"
+        self.group = run_group(self.run_id)
         await self.channel_layer.group_add(self.group, self.channel_name)
         await self.accept()
         await self.send_json({"type": "state", "state": await self._state()})

@@ -1,12 +1,20 @@
-"""The new-run form: dataset, base model, preset and the knobs the preset leaves open."""
+"""The new-run form: dataset, base model, preset and the knobs the preset leaves open.
+
+Cleaning the form plans the run (training.planning.plan_run), so the page shows exactly the
+verdict the submit service will reach; `form.plan` holds the plan once the form is valid.
+"""
 
 from __future__ import annotations
 
 from django import forms
+from django.core.exceptions import PermissionDenied, ValidationError
 
 from datasets.models import Dataset
+from sdscripts.params import PARAMS, ParamError, bounds, default_for, params_for
 from training.models import BaseModel, Preset
-from training.params import PARAMS, ParamError, default_for, params_for, validate_params
+from training.planning import RunRequest, plan_run
+
+MAX_SAMPLE_PROMPTS = 4
 
 
 def open_params(preset: Preset, *, staff: bool = False) -> list:
@@ -17,23 +25,10 @@ def open_params(preset: Preset, *, staff: bool = False) -> list:
     ]
 
 
-def param_bounds(preset: Preset, name: str) -> tuple:
-    """(min, max) of a knob under a preset: the table's bounds narrowed by the preset's."""
-    p = PARAMS[name]
-    arch = preset.architecture
-    lo = p.arch_min.get(arch, p.min)
-    hi = p.arch_max.get(arch, p.max)
-    rule = (preset.bounds or {}).get(name) or {}
-    if rule.get("min") is not None:
-        lo = rule["min"] if lo is None else max(lo, rule["min"])
-    if rule.get("max") is not None:
-        hi = rule["max"] if hi is None else min(hi, rule["max"])
-    return lo, hi
-
-
-def _param_field(preset: Preset, p) -> forms.Field:
+def _param_field(preset: Preset, p, *, staff: bool) -> forms.Field:
     initial = (preset.values or {}).get(p.name, default_for(p, preset.architecture))
-    lo, hi = param_bounds(preset, p.name)
+    rule = None if staff else (preset.bounds or {}).get(p.name)
+    lo, hi, choices = bounds(p, preset.architecture, rule)
     help_text = p.help
     if lo is not None or hi is not None:
         help_text += f" ({'' if lo is None else f'{lo:g}'} … {'' if hi is None else f'{hi:g}'})"
@@ -41,8 +36,6 @@ def _param_field(preset: Preset, p) -> forms.Field:
     if p.kind == "bool":
         return forms.BooleanField(**common)
     if p.kind == "choice":
-        rule = (preset.bounds or {}).get(p.name) or {}
-        choices = [c for c in p.choices if not rule.get("choices") or c in rule["choices"]]
         return forms.ChoiceField(choices=[(c, c) for c in choices], **common)
     attrs = {"step": "1" if p.kind == "int" else "any"}
     if lo is not None:
@@ -54,7 +47,15 @@ def _param_field(preset: Preset, p) -> forms.Field:
     return forms.CharField(widget=widget, **common)
 
 
-MAX_SAMPLE_PROMPTS = 4
+def chosen_preset(raw) -> Preset | None:
+    """The enabled preset a request names (by id), else the first enabled one."""
+    presets = Preset.objects.filter(enabled=True)
+    if raw:
+        try:
+            return presets.filter(pk=int(raw)).first()
+        except (TypeError, ValueError):
+            return None
+    return presets.first()
 
 
 class RunForm(forms.Form):
@@ -75,14 +76,13 @@ class RunForm(forms.Form):
         ),
     )
 
-    def __init__(self, *args, user, preset: Preset | None = None, **kwargs):
+    def __init__(self, *args, user, **kwargs):
         super().__init__(*args, **kwargs)
         self.user = user
-        presets = Preset.objects.filter(enabled=True)
-        self.fields["preset"].queryset = presets
-        if preset is None:
-            preset = self._chosen_preset(presets)
-        self.preset = preset
+        self.plan = None
+        self.fields["preset"].queryset = Preset.objects.filter(enabled=True)
+        raw = self.data.get("preset") if self.is_bound else self.initial.get("preset")
+        self.preset = preset = chosen_preset(raw)
         models = BaseModel.objects.filter(enabled=True)
         if preset is not None:
             models = models.filter(architecture=preset.architecture)
@@ -94,17 +94,8 @@ class RunForm(forms.Form):
         self.param_names = []
         if preset is not None:
             for p in open_params(preset, staff=user.is_staff):
-                self.fields[f"p_{p.name}"] = _param_field(preset, p)
+                self.fields[f"p_{p.name}"] = _param_field(preset, p, staff=user.is_staff)
                 self.param_names.append(p.name)
-
-    def _chosen_preset(self, presets) -> Preset | None:
-        raw = self.data.get("preset") if self.is_bound else self.initial.get("preset")
-        if raw:
-            try:
-                return presets.filter(pk=int(raw)).first()
-            except (TypeError, ValueError):
-                return None
-        return presets.first()
 
     def param_fields(self):
         """The bound fields of the open knobs, for the template."""
@@ -114,8 +105,7 @@ class RunForm(forms.Form):
         """The knob values as entered (blank numbers fall back to the preset)."""
         values = {}
         for name in self.param_names:
-            field = f"p_{name}"
-            value = self.cleaned_data.get(field) if hasattr(self, "cleaned_data") else None
+            value = self.cleaned_data.get(f"p_{name}")
             if PARAMS[name].kind != "bool" and value in (None, ""):
                 continue
             values[name] = value
@@ -138,20 +128,30 @@ class RunForm(forms.Form):
             raise forms.ValidationError(
                 "The preset changed: check its parameters and submit again."
             )
-        if preset is not None and base_model is not None:
-            if base_model.architecture != preset.architecture:
-                self.add_error("base_model", "This base model does not match the preset.")
-                return cleaned
-            try:
-                cleaned["params"] = validate_params(
-                    preset.architecture,
-                    self.raw_params(),
-                    rules=preset.student_rules,
-                    base=preset.values,
-                    student=not self.user.is_staff,
-                )
-            except ParamError as exc:
-                for name, message in exc.errors.items():
-                    field = f"p_{name}"
-                    self.add_error(field if field in self.fields else None, f"{name}: {message}")
+        if preset is None or base_model is None:
+            return cleaned
+        if base_model.architecture != preset.architecture:
+            self.add_error("base_model", "This base model does not match the preset.")
+            return cleaned
+        try:
+            self.plan = plan_run(self.request())
+        except ParamError as exc:
+            for name, message in exc.errors.items():
+                field = f"p_{name}"
+                self.add_error(field if field in self.fields else None, f"{name}: {message}")
+        except (ValidationError, PermissionDenied) as exc:
+            self.add_error(None, "; ".join(getattr(exc, "messages", [str(exc)])))
         return cleaned
+
+    def request(self) -> RunRequest:
+        """The run this form asks for (the cleaned values)."""
+        data = self.cleaned_data
+        return RunRequest(
+            owner=self.user,
+            base_model=data["base_model"],
+            dataset=data.get("dataset"),
+            preset=data["preset"],
+            params=self.raw_params(),
+            sample_prompts=data.get("sample_prompts", ""),
+            name=data.get("name", ""),
+        )

@@ -1,90 +1,19 @@
-"""The one place that changes a run's status (DESIGN.md, "Run life cycle")."""
+"""The one place that changes a run's status (docs/run-lifecycle.md)."""
 
 from __future__ import annotations
 
-import asyncio
-import logging
-import os
-import threading
 from typing import Any
 
-from asgiref.sync import async_to_sync
-from channels.layers import InMemoryChannelLayer, get_channel_layer
 from django.db import transaction
 from django.utils import timezone
 
+from training import live
 from training.choices import ALLOWED_TRANSITIONS, TERMINAL, EventKind, FailureReason, RunStatus
 from training.models import RunEvent, TrainingRun
-
-logger = logging.getLogger(__name__)
-
-LAB_GROUP = "lab"
-NOTIFY_TIMEOUT_S = 5.0
 
 
 class TransitionError(ValueError):
     """A status change the life cycle does not allow."""
-
-
-def run_state(run: TrainingRun) -> dict[str, Any]:
-    """The part of a run that live pages show, as plain JSON-able values."""
-    return {
-        "id": run.pk,
-        "status": run.status,
-        "status_display": run.get_status_display(),
-        "failure_reason": run.failure_reason,
-        "status_message": run.status_message,
-        "node": run.node.name if run.node_id else None,
-        "gpu": run.gpu.index if run.gpu_id else None,
-        "step": run.step,
-        "total_steps": run.total_steps,
-        "epoch": run.epoch,
-        "total_epochs": run.total_epochs,
-        "loss": run.loss,
-        "speed": run.speed,
-        "eta_seconds": run.eta_seconds,
-        "progress_pct": round(run.progress_pct, 1),
-        "vram_estimate_mib": run.vram_estimate_mib,
-        "vram_peak_mib": run.vram_peak_mib,
-        "exit_code": run.exit_code,
-        "is_terminal": run.is_terminal,
-    }
-
-
-_sender: tuple[int, asyncio.AbstractEventLoop] | None = None
-_sender_lock = threading.Lock()
-
-
-def _sender_loop() -> asyncio.AbstractEventLoop:
-    """This process's sending loop: one daemon thread that keeps the layer's connections.
-
-    `async_to_sync` makes a new thread and event loop per call, so channels_redis opened a
-    new Redis connection for every message (about 4 ms; 0.5 ms on a kept loop). The pid
-    check starts a fresh loop in a forked child (django-q2 forks its workers).
-    """
-    global _sender
-    with _sender_lock:
-        if _sender is None or _sender[0] != os.getpid():
-            loop = asyncio.new_event_loop()
-            threading.Thread(target=loop.run_forever, daemon=True, name="notify").start()
-            _sender = (os.getpid(), loop)
-        return _sender[1]
-
-
-def notify(group: str, message: dict[str, Any]) -> None:
-    """Send `message` to a channel-layer group; a broken layer never breaks a transition."""
-    layer = get_channel_layer()
-    if layer is None:
-        return
-    try:
-        if isinstance(layer, InMemoryChannelLayer):
-            # Its queues belong to the caller's loop (tests only): send from there.
-            async_to_sync(layer.group_send)(group, message)
-        else:
-            sending = layer.group_send(group, message)
-            asyncio.run_coroutine_threadsafe(sending, _sender_loop()).result(NOTIFY_TIMEOUT_S)
-    except Exception:
-        logger.exception("Could not notify channel group %s", group)
 
 
 @transaction.atomic
@@ -160,18 +89,13 @@ def transition(
         note=note,
     )
 
-    state = run_state(locked)
-    transaction.on_commit(lambda: _broadcast(state))
+    state = live.run_state(locked)
+    transaction.on_commit(lambda: live.send_state(state))
 
     # Keep the caller's object in step with the database.
     for name in fields:
         setattr(run, name, getattr(locked, name))
     return run
-
-
-def _broadcast(state: dict[str, Any]) -> None:
-    notify(f"run-{state['id']}", {"type": "run.state", "state": state})
-    notify(LAB_GROUP, {"type": "lab.changed", "run": state["id"]})
 
 
 @transaction.atomic

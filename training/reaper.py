@@ -3,34 +3,18 @@
 from __future__ import annotations
 
 import logging
-import os
-import signal
 from datetime import timedelta
 
 from django.conf import settings
 from django.db.models import Q
 from django.utils import timezone
 
-from training import nvml
 from training.choices import FailureReason, RunStatus
+from training.execution.process import kill_group
 from training.lifecycle import TransitionError, transition
 from training.models import TrainingRun
 
 logger = logging.getLogger(__name__)
-
-
-def kill_group(pgid: int | None) -> bool:
-    """SIGKILL process group `pgid` if any process of it is alive; True when one was."""
-    if not pgid or not nvml.group_pids(pgid):
-        return False
-    try:
-        os.killpg(pgid, signal.SIGKILL)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        logger.warning("Not allowed to kill process group %s", pgid)
-        return False
-    return True
 
 
 def reap(now=None) -> list[int]:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from sdscripts.vram import plan
 from training.models import GPU, GPUNode
-from training.vram import plan
 
 
 def candidate_gpus(architecture: str, params: dict, *, correction: float = 1.0) -> list[dict]:
@@ -33,11 +33,11 @@ def candidate_gpus(architecture: str, params: dict, *, correction: float = 1.0) 
     return rows
 
 
-def largest_gpu_mib() -> int:
-    """Total memory of the largest enabled GPU on an online node (0 when there is none)."""
-    gpu = (
-        GPU.objects.filter(enabled=True, node__in=GPUNode.objects.online())
-        .order_by("-total_mib")
-        .first()
-    )
-    return gpu.total_mib if gpu else 0
+def largest_gpu_mib() -> int | None:
+    """The lab's GPU budget: the largest enabled GPU of an enabled node (None: no GPU).
+
+    Offline nodes count: a node that misses a few heartbeats comes back, and a run planned
+    for its GPU waits for it rather than being refused.
+    """
+    sizes = GPU.objects.filter(enabled=True, node__enabled=True).values_list("total_mib", flat=True)
+    return max(sizes, default=None)

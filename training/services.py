@@ -10,16 +10,12 @@ from django.db import transaction
 from django.db.backends.base.operations import BaseDatabaseOperations
 from django.utils import timezone
 
-from training import params as params_mod
-from training import vram
 from training.choices import ON_GPU, RunStatus
 from training.lifecycle import record_action, transition
-from training.models import GPU, BaseModel, Preset, TrainingRun
+from training.models import BaseModel, Preset, TrainingRun
+from training.planning import RunRequest, plan_run
 
 logger = logging.getLogger(__name__)
-
-# Planning budget when the lab has no GPU registered yet (a 24 GB card).
-DEFAULT_BUDGET_MIB = 24576
 
 
 def _dispatch_soon() -> None:
@@ -36,33 +32,7 @@ def _dispatch_soon() -> None:
     transaction.on_commit(go)
 
 
-def largest_gpu_mib() -> int | None:
-    """Total memory of the largest enabled GPU on an enabled node, or None when none exists."""
-    sizes = GPU.objects.filter(enabled=True, node__enabled=True).values_list("total_mib", flat=True)
-    return max(sizes, default=None)
-
-
 @transaction.atomic
-def default_sample_prompts(dataset, count: int = 2) -> str:
-    """Prompts for a run that samples but was given none: the dataset's first captions.
-
-    Captions are what the LoRA learns, so they make the samples show its progress; a dataset
-    without captions falls back to its trigger word.
-    """
-    prompts: list[str] = []
-    for caption in (
-        dataset.images.exclude(caption="").order_by("pk").values_list("caption", flat=True)[:50]
-    ):
-        line = " ".join(caption.split())
-        if line and line not in prompts:
-            prompts.append(line)
-        if len(prompts) == count:
-            break
-    if not prompts and dataset.trigger_word.strip():
-        prompts = [dataset.trigger_word.strip()]
-    return "\n".join(prompts)
-
-
 def submit_run(
     owner,
     *,
@@ -79,45 +49,30 @@ def submit_run(
     priority: int = 0,
     rerun_of: TrainingRun | None = None,
 ) -> TrainingRun:
-    """Validate, plan and queue a new run (or send it for approval); returns it.
+    """Plan a new run and queue it (or send it for approval); returns it.
 
-    1. Check the base model, preset and datasets; students get the preset's rules.
-    2. Validate the parameters (ParamError on bad values; nothing is written then).
-    3. Plan the VRAM against the lab's largest GPU (or a 24 GB default), choosing memory
-       savers when `use_planner`; a run no GPU of the lab can hold is refused.
-    4. Save the run and move it draft → queued (or pending approval); dispatch on commit.
+    1. Plan it (training.planning.plan_run): access, parameters, memory, dataset check.
+       Its refusals propagate (ValidationError, PermissionDenied, ParamError); a plan with
+       blocking reasons is refused with all of them. Nothing is written then.
+    2. Save the run with the plan's parameters, prompts and memory estimate.
+    3. Move it draft → queued (or pending approval); dispatch on commit.
     """
-    arch = base_model.architecture
-    student = not owner.is_staff
-    if not base_model.enabled:
-        raise ValidationError(f"Base model {base_model.name} is disabled.")
-    if preset is not None and preset.architecture != arch:
-        raise ValidationError(f"Preset {preset.name} is for another architecture.")
-    for ds in (dataset, regularization):
-        if ds is not None and not ds.is_visible_to(owner):
-            raise ValidationError(f"Dataset {ds.name} is not available to {owner}.")
-    if dataset is None:
-        raise ValidationError("A run needs a dataset.")
-    if extra_flags and student:
-        raise PermissionDenied("Only staff may pass extra sd-scripts flags.")
-    values = params_mod.validate_params(
-        arch,
-        dict(params or {}),
-        rules=preset.student_rules if (preset is not None and student) else None,
-        base=dict(preset.values) if preset is not None else None,
-        student=student,
+    plan = plan_run(
+        RunRequest(
+            owner=owner,
+            base_model=base_model,
+            dataset=dataset,
+            preset=preset,
+            params=dict(params or {}),
+            regularization=regularization,
+            extra_flags=tuple(extra_flags),
+            sample_prompts=sample_prompts,
+            name=name,
+            use_planner=use_planner,
+        )
     )
-    flags = params_mod.validate_extra_flags(arch, list(extra_flags)) if extra_flags else ()
-
-    largest = largest_gpu_mib()
-    plan = vram.plan(arch, values, largest or DEFAULT_BUDGET_MIB, allow_savers=use_planner)
-    if not plan.fits and largest is not None:
-        raise ValidationError(f"No GPU of the lab can hold this run: {plan.message}")
-    if use_planner:
-        values = dict(plan.params)
-
-    if not sample_prompts.strip() and values.get("sample_every_n_epochs"):
-        sample_prompts = default_sample_prompts(dataset)
+    if plan.blocking:
+        raise ValidationError(list(plan.blocking))
     run = TrainingRun(
         owner=owner,
         name=name,
@@ -125,27 +80,19 @@ def submit_run(
         regularization_dataset=regularization,
         base_model=base_model,
         preset=preset,
-        params=values,
-        extra_flags=list(flags),
+        params=plan.params,
+        extra_flags=list(plan.extra_flags),
         priority=priority,
-        sample_prompts=sample_prompts,
+        sample_prompts=plan.sample_prompts,
         rerun_of=rerun_of,
-        vram_estimate_mib=plan.estimate_mib,
-        plan={
-            "fits": plan.fits,
-            "estimate_mib": plan.estimate_mib,
-            "budget_mib": plan.budget_mib,
-            "savers": [
-                {"name": s.name, "reason": s.reason, "saved_mib": s.saved_mib} for s in plan.savers
-            ],
-            "message": plan.message,
-        },
+        vram_estimate_mib=plan.vram.estimate_mib,
+        plan=plan.record(),
     )
     run.full_clean()
     run.save()
-    approval = settings.LORASTUDIO_REQUIRE_APPROVAL and student
+    approval = settings.LORASTUDIO_REQUIRE_APPROVAL and not owner.is_staff
     to = RunStatus.PENDING_APPROVAL if approval else RunStatus.QUEUED
-    transition(run, to, by=by or owner, note=plan.message)
+    transition(run, to, by=by or owner, note=plan.vram.message)
     if to == RunStatus.QUEUED:
         _dispatch_soon()
     return run

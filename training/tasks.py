@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-from training import agent, reaper, runner, scheduler
+from training import reaper, scheduler
+from training.execution import runner
+from training.nodes import agent
 
 
 def execute_run(run_id: int) -> str:
     """Train one run on this node (the task sent by dispatch)."""
     return runner.execute(run_id)
-
-
-def dispatch_queue() -> list[int]:
-    """Place queued runs (scheduled as a safety net; dispatch also runs on every change)."""
-    return scheduler.dispatch()
 
 
 def reap_and_dispatch() -> list[int]:

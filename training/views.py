@@ -12,14 +12,11 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
 from datasets.models import Dataset
-from datasets.services import lint_dataset
+from sdscripts.params import ParamError
 from training import scheduler, services
 from training.choices import ON_GPU, RunStatus
 from training.forms import RunForm
-from training.models import GPU, GPUNode, LoraArtifact, Preset, RunLog, SampleImage, TrainingRun
-from training.params import ParamError
-from training.selectors import candidate_gpus
-from training.vram import plan as vram_plan
+from training.models import GPU, GPUNode, LoraArtifact, RunLog, SampleImage, TrainingRun
 
 RUNS_PER_PAGE = 50
 
@@ -106,86 +103,55 @@ def run_list(request):
     return render(request, "training/run_list.html", context)
 
 
-def _preset_from(request) -> Preset | None:
-    raw = request.POST.get("preset") or request.GET.get("preset")
-    presets = Preset.objects.filter(enabled=True)
-    if raw:
-        try:
-            return presets.filter(pk=int(raw)).first()
-        except ValueError:
-            return None
-    return presets.first()
-
-
-def preview(form: RunForm) -> dict:
-    """The plan and lint shown while a user edits the form; `blocking` says why submit fails."""
-    data = form.cleaned_data if hasattr(form, "cleaned_data") else {}
-    result = {"plan": None, "gpus": [], "lint": None, "blocking": [], "param_errors": {}}
-    preset, dataset = data.get("preset"), data.get("dataset")
-    params = data.get("params")
-    if params is None and form.errors:
-        result["param_errors"] = {k: v for k, v in form.errors.items() if k != "__all__"}
-    if preset is not None and params is not None:
-        budget = services.largest_gpu_mib()
-        plan = vram_plan(preset.architecture, params, budget or services.DEFAULT_BUDGET_MIB)
-        result["plan"] = plan
-        result["gpus"] = candidate_gpus(preset.architecture, params)
-        if budget is not None and not plan.fits:
-            result["blocking"].append(f"No GPU of the lab can hold this run: {plan.message}")
-    if dataset is not None:
-        resolution = int((params or {}).get("resolution") or 1024)
-        lint = lint_dataset(dataset, resolution=resolution)
-        result["lint"] = lint
-        for finding in lint.errors:
-            result["blocking"].append(f"Dataset: {finding.message} {finding.action}")
-    return result
-
-
 @login_required
 def run_create(request):
     """Pick dataset, model and preset, set the open knobs, see the plan, submit."""
-    preset = _preset_from(request)
     if request.method == "POST" and request.POST.get("submit") == "1":
-        form = RunForm(request.POST, user=request.user, preset=preset)
+        form = RunForm(request.POST, user=request.user)
+        if form.is_valid() and form.plan is not None:
+            for reason in form.plan.blocking:
+                form.add_error(None, reason)
         if form.is_valid():
-            check = preview(form)
-            if check["blocking"]:
-                for reason in check["blocking"]:
-                    form.add_error(None, reason)
+            try:
+                run = services.submit_run(
+                    request.user,
+                    dataset=form.cleaned_data["dataset"],
+                    base_model=form.cleaned_data["base_model"],
+                    preset=form.cleaned_data["preset"],
+                    params=form.raw_params(),
+                    name=form.cleaned_data["name"],
+                    sample_prompts=form.cleaned_data["sample_prompts"],
+                    by=request.user,
+                )
+            except ParamError as exc:
+                for name, message in exc.errors.items():
+                    form.add_error(None, f"{name}: {message}")
+            except (ValidationError, PermissionDenied) as exc:
+                form.add_error(None, "; ".join(getattr(exc, "messages", [str(exc)])))
             else:
-                try:
-                    run = services.submit_run(
-                        request.user,
-                        dataset=form.cleaned_data["dataset"],
-                        base_model=form.cleaned_data["base_model"],
-                        preset=form.cleaned_data["preset"],
-                        params=form.cleaned_data["params"],
-                        name=form.cleaned_data["name"],
-                        sample_prompts=form.cleaned_data["sample_prompts"],
-                        by=request.user,
-                    )
-                except ParamError as exc:
-                    for name, message in exc.errors.items():
-                        form.add_error(None, f"{name}: {message}")
-                except (ValidationError, PermissionDenied) as exc:
-                    form.add_error(None, "; ".join(getattr(exc, "messages", [str(exc)])))
-                else:
-                    messages.success(request, f"Run #{run.pk} submitted.")
-                    return redirect("training:run-detail", pk=run.pk)
+                messages.success(request, f"Run #{run.pk} submitted.")
+                return redirect("training:run-detail", pk=run.pk)
     else:
-        initial = {"dataset": request.GET.get("dataset")} if request.GET.get("dataset") else {}
+        initial = {k: request.GET[k] for k in ("dataset", "preset") if request.GET.get(k)}
         data = request.POST if request.method == "POST" else None
-        form = RunForm(data, user=request.user, preset=preset, initial=initial)
-    check = preview(form) if form.is_bound and form.is_valid() else None
-    return render(request, "training/run_form.html", {"form": form, "check": check})
+        form = RunForm(data, user=request.user, initial=initial)
+        if form.is_bound:
+            form.is_valid()
+    return render(request, "training/run_form.html", _form_context(form))
+
+
+def _form_context(form: RunForm) -> dict:
+    """The form and its plan (with the form's own field errors for the plan panel)."""
+    errors = {k: v for k, v in form.errors.items() if k != "__all__"} if form.is_bound else {}
+    return {"form": form, "check": form.plan, "param_errors": errors}
 
 
 @login_required
 def run_plan(request):
     """The live plan preview (HTML fragment) for the form's current values."""
-    form = RunForm(request.GET, user=request.user, preset=_preset_from(request))
+    form = RunForm(request.GET, user=request.user)
     form.is_valid()
-    return render(request, "training/includes/plan.html", {"check": preview(form), "form": form})
+    return render(request, "training/includes/plan.html", _form_context(form))
 
 
 @login_required

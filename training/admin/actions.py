@@ -14,10 +14,10 @@ from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.core.exceptions import PermissionDenied, ValidationError
 
+from sdscripts.params import ParamError
 from training.choices import RunStatus
 from training.lifecycle import TransitionError
 from training.models import TrainingRun
-from training.params import ParamError
 from training.services import approve_run, cancel_run, reprioritise_run, rerun
 
 # What the run services raise when an action does not apply to a run.

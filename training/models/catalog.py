@@ -8,23 +8,30 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from simple_history.models import HistoricalRecords
 
-from training.choices import REQUIRED_MODEL_FILES, Architecture
+from sdscripts import architectures
+from sdscripts.architectures import FILE_ROLES
+from sdscripts.params import ParamError, validate_params
 
-MODEL_FILE_FIELDS = ("checkpoint", "clip_l", "clip_g", "t5xxl", "ae", "vae")
+
+def architecture_choices() -> list[tuple[str, str]]:
+    """The registry's architectures; a callable, so a new one needs no migration."""
+    return architectures.choices()
 
 
 class BaseModel(models.Model):
     """A checkpoint (and the encoders its architecture needs) that runs start from."""
 
     name = models.CharField(max_length=100, unique=True)
-    architecture = models.CharField(max_length=20, choices=Architecture.choices)
+    architecture = models.CharField(max_length=20, choices=architecture_choices)
+    # One field per file role of the registry (sdscripts.architectures.FILE_ROLES).
     checkpoint = models.CharField(
         max_length=500, blank=True, help_text="Relative to a node's models root unless absolute."
     )
     clip_l = models.CharField(max_length=500, blank=True, verbose_name="CLIP-L")
     clip_g = models.CharField(max_length=500, blank=True, verbose_name="CLIP-G")
     t5xxl = models.CharField(max_length=500, blank=True, verbose_name="T5-XXL")
-    ae = models.CharField(max_length=500, blank=True, verbose_name="FLUX autoencoder")
+    gemma2 = models.CharField(max_length=500, blank=True, verbose_name="Gemma 2")
+    ae = models.CharField(max_length=500, blank=True, verbose_name="Autoencoder (FLUX AE)")
     vae = models.CharField(max_length=500, blank=True, verbose_name="VAE (optional)")
     enabled = models.BooleanField(default=True)
     notes = models.TextField(blank=True)
@@ -41,18 +48,24 @@ class BaseModel(models.Model):
         return self.name
 
     def clean(self) -> None:
+        arch = architectures.ARCHITECTURES.get(self.architecture)
         missing = {
             field: "This architecture needs this file."
-            for field in REQUIRED_MODEL_FILES.get(self.architecture, ())
+            for field in (arch.files if arch else ())
             if not getattr(self, field).strip()
         }
         if missing:
             raise ValidationError(missing)
 
+    @property
+    def spec(self) -> architectures.ArchSpec:
+        """The registry's entry for this model's architecture."""
+        return architectures.spec(self.architecture)
+
     def model_files(self, models_root: str = "") -> dict[str, str]:
-        """The model files this architecture uses, resolved against `models_root`."""
+        """The model files set on this model, resolved against `models_root`."""
         files = {}
-        for field in MODEL_FILE_FIELDS:
+        for field in FILE_ROLES:
             value = getattr(self, field).strip()
             if value:
                 path = Path(value)
@@ -66,7 +79,7 @@ class Preset(models.Model):
     """A staff-curated parameter set for one architecture."""
 
     name = models.CharField(max_length=100, unique=True)
-    architecture = models.CharField(max_length=20, choices=Architecture.choices)
+    architecture = models.CharField(max_length=20, choices=architecture_choices)
     description = models.TextField(blank=True)
     values = models.JSONField(
         default=dict, blank=True, help_text="sd-scripts option names and their values."
@@ -102,7 +115,6 @@ class Preset(models.Model):
             errors["bounds"] = "Must be a JSON object of option names and bounds."
         if errors:
             raise ValidationError(errors)
-        from training.params import ParamError, validate_params
 
         try:
             validate_params(self.architecture, dict(self.values))

@@ -148,11 +148,6 @@ class TrainingRun(models.Model):
         return self.status in TERMINAL
 
     @property
-    def is_on_gpu(self) -> bool:
-        """Whether the run holds a GPU."""
-        return self.status in ON_GPU
-
-    @property
     def progress_pct(self) -> float:
         """Percent of steps done (0 when unknown)."""
         if not self.total_steps:
@@ -162,11 +157,6 @@ class TrainingRun(models.Model):
     def is_visible_to(self, user) -> bool:
         """Whether `user` may see this run."""
         return bool(user.is_authenticated and (user.is_staff or self.owner_id == user.pk))
-
-    @property
-    def group_name(self) -> str:
-        """The channel-layer group of this run's live page."""
-        return f"run-{self.pk}"
 
 
 class RunEvent(models.Model):

@@ -4,7 +4,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from training.models import GPUNode
-from training.nodecheck import FAIL, OK, WARN, check_node
+from training.nodes.check import FAIL, OK, WARN, check_node
 
 
 class Command(BaseCommand):

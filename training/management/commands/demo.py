@@ -10,10 +10,11 @@ from PIL import Image, ImageDraw
 
 from datasets.models import Dataset
 from datasets.services import add_images, create_dataset, save_captions
-from training import agent, services
+from training import services
 from training.choices import ACTIVE, Architecture
 from training.follow import follow_run
 from training.models import BaseModel, Preset, TrainingRun
+from training.nodes import agent
 
 DEMO_MODEL = "Demo toy model (CPU)"
 DEMO_DATASET = "Demo shapes"

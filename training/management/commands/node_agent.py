@@ -6,7 +6,8 @@ import time
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
-from training import agent, reaper, scheduler
+from training import reaper, scheduler
+from training.nodes import agent
 from training.schedules import install_schedules
 
 

@@ -3,8 +3,14 @@
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
+from sdscripts.architectures import ARCHITECTURES, FILE_ROLES
 from training.models import BaseModel
-from training.params import ARCHITECTURES
+
+
+def _needed_by(role: str) -> str:
+    """The labels of the architectures that need (or take) a file role."""
+    labels = [s.label for s in ARCHITECTURES.values() if role in (*s.files, *s.optional_files)]
+    return ", ".join(labels) or "none"
 
 
 class Command(BaseCommand):
@@ -12,18 +18,20 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--name", required=True, help="Unique name shown to users.")
-        parser.add_argument("--architecture", required=True, choices=ARCHITECTURES)
-        parser.add_argument("--checkpoint", default="", help="Checkpoint path (or relative).")
-        parser.add_argument("--clip-l", default="", help="CLIP-L path (SD 3.5, FLUX).")
-        parser.add_argument("--clip-g", default="", help="CLIP-G path (SD 3.5).")
-        parser.add_argument("--t5xxl", default="", help="T5-XXL path (SD 3.5, FLUX).")
-        parser.add_argument("--ae", default="", help="FLUX autoencoder path.")
-        parser.add_argument("--vae", default="", help="Optional VAE (SD 1.5, SDXL).")
+        parser.add_argument("--architecture", required=True, choices=list(ARCHITECTURES))
+        for role in FILE_ROLES.values():
+            parser.add_argument(
+                f"--{role.name.replace('_', '-')}",
+                dest=role.name,
+                default="",
+                help=f"{role.label} path, absolute or relative to a node's models root "
+                f"(used by: {_needed_by(role.name)}).",
+            )
 
     def handle(self, *args, **opts):
         model = BaseModel.objects.filter(name=opts["name"]).first() or BaseModel(name=opts["name"])
         model.architecture = opts["architecture"]
-        for field in ("checkpoint", "clip_l", "clip_g", "t5xxl", "ae", "vae"):
+        for field in FILE_ROLES:
             setattr(model, field, opts[field])
         try:
             model.full_clean()

@@ -7,7 +7,7 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
 from training.models import GPUNode
-from training.nodesetup import NODE_FIELDS, detected_settings
+from training.nodes.setup import NODE_FIELDS, detected_settings
 
 
 class Command(BaseCommand):

@@ -5,16 +5,16 @@ from pathlib import Path
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
-from training.detect import detect
+from sdscripts.architectures import FILE_ROLES
 from training.models import BaseModel
-from training.scan import list_tree
-
-FILE_FIELDS = ("checkpoint", "clip_l", "clip_g", "t5xxl", "ae")
+from training.nodes.detect import detect
+from training.nodes.scan import list_tree
 
 
 class Command(BaseCommand):
     help = (
-        "Look for SD 3.5, SDXL, SD 1.5 and FLUX checkpoints (and the encoders they need) under "
+        "Look for checkpoints of every architecture LoRA Studio knows (and the encoders they "
+        "need) under "
         "the usual SwarmUI/ComfyUI model folders in ROOT and register them as base models, "
         "with paths relative to ROOT (use ROOT as the node's models root)."
     )
@@ -35,7 +35,7 @@ class Command(BaseCommand):
         verb = "Would register" if opts["dry_run"] else "Registered"
         registered = 0
         for p in proposals:
-            files = ", ".join(f"{f}={getattr(p, f)}" for f in FILE_FIELDS if getattr(p, f))
+            files = ", ".join(f"{role}={path}" for role, path in p.files.items())
             if p.missing:
                 self.stdout.write(
                     self.style.WARNING(
@@ -54,7 +54,7 @@ class Command(BaseCommand):
             name=proposal.name
         )
         wanted = {"architecture": proposal.architecture}
-        wanted |= {field: getattr(proposal, field) for field in FILE_FIELDS}
+        wanted |= {role: proposal.files.get(role, "") for role in FILE_ROLES if role != "vae"}
         if model.pk and all(getattr(model, k) == v for k, v in wanted.items()):
             return  # unchanged: no new history row on a second scan
         for field, value in wanted.items():

@@ -1,17 +1,17 @@
 """Plan (and submit) a training run from the command line; `--dry-run --json` creates nothing."""
 
 import json
+import shlex
 
 from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
 from datasets.models import Dataset
-from training.kohya import ModelFiles, Subset, TrainJob, build_command
+from sdscripts.command import build_command
+from sdscripts.params import ParamError, parse_set_options
 from training.models import BaseModel, GPUNode, Preset
-from training.params import ParamError, parse_set_options, validate_params
-from training.selectors import candidate_gpus, largest_gpu_mib
-from training.vram import plan
+from training.planning import RUN_KEY_PLACEHOLDER, RunRequest, plan_run
 
 
 def _errors(exc: ParamError) -> str:
@@ -23,7 +23,10 @@ def _refusal(exc: ValidationError | PermissionDenied) -> str:
 
 
 class Command(BaseCommand):
-    help = "Validate, plan and submit a LoRA training run (or only show it with --dry-run)."
+    help = (
+        "Validate, plan and submit a LoRA training run for a user (the dataset's owner unless "
+        "--owner), with the same checks as the new-run page; --dry-run only shows the plan."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument("--dataset", required=True, help="Dataset id or name.")
@@ -34,6 +37,7 @@ class Command(BaseCommand):
             help="An sd-scripts option, e.g. network_dim=32 (repeatable).",
         )  # fmt: skip
         parser.add_argument("--owner", help="Username that owns the run.")
+        parser.add_argument("--name", default="", help="A name for the run.")
         parser.add_argument("--dry-run", action="store_true", help="Create nothing.")
         parser.add_argument("--json", action="store_true", help="Print one JSON object.")
         parser.add_argument("--gpu-mib", type=int, help="Plan for a GPU of this size.")
@@ -47,25 +51,26 @@ class Command(BaseCommand):
         if base_model is None:
             raise CommandError(f"base-model: no base model named {opts['base_model']!r}")
         dataset = self._dataset(opts["dataset"])
-        preset = None
-        if opts["preset"]:
-            preset = Preset.objects.filter(name=opts["preset"]).first()
-            if preset is None:
-                raise CommandError(f"preset: no preset named {opts['preset']!r}")
-            if preset.architecture != base_model.architecture:
-                raise CommandError(
-                    f"preset: {preset.name} is for {preset.architecture}, "
-                    f"the base model is {base_model.architecture}"
-                )
-        arch = base_model.architecture
         try:
-            overrides = parse_set_options(opts["set"])
-            params = validate_params(arch, overrides, base=preset.values if preset else None)
+            request = RunRequest(
+                owner=self._owner(opts["owner"], dataset),
+                base_model=base_model,
+                dataset=dataset,
+                preset=self._preset(opts["preset"], base_model),
+                params=parse_set_options(opts["set"]),
+                name=opts["name"],
+                use_planner=not opts["no_plan"],
+                budget_mib=opts["gpu_mib"],
+            )
+            if opts["dry_run"]:
+                return self._dry_run(plan_run(request), as_json=opts["json"])
+            return self._submit(request, opts)
         except ParamError as exc:
             raise CommandError(_errors(exc)) from None
-        if opts["dry_run"]:
-            return self._dry_run(opts, arch, base_model, dataset, params)
-        return self._submit(opts, dataset, base_model, preset, overrides)
+        except (ValidationError, PermissionDenied) as exc:
+            # The plan's refusal (disabled model, another's dataset, no GPU fits): its
+            # message, not a traceback; nothing was written.
+            raise CommandError(_refusal(exc)) from None
 
     def _dataset(self, ref: str) -> Dataset:
         qs = Dataset.objects.filter(pk=int(ref)) if ref.isdigit() else Dataset.objects.none()
@@ -74,83 +79,76 @@ class Command(BaseCommand):
             raise CommandError(f"dataset: no dataset with id or name {ref!r}")
         return found
 
-    def _dry_run(self, opts, arch, base_model, dataset, params):
-        budget = opts["gpu_mib"] or largest_gpu_mib()
-        result = plan(arch, params, budget, allow_savers=not opts["no_plan"])
-        node = GPUNode.objects.online().order_by("name").first()
-        work = (node.work_dir if node and node.work_dir else "work").rstrip("/") + "/run-dry"
-        files = base_model.model_files(node.models_root if node else "")
-        job = TrainJob(
-            architecture=arch,
-            model=ModelFiles(**{"checkpoint": "", **files}),
-            subsets=(
-                Subset(
-                    image_dir=f"{work}/images/{dataset.repeats}_{dataset.trigger_word}",
-                    num_repeats=dataset.repeats,
-                    class_tokens=dataset.trigger_word,
-                    caption_extension=dataset.caption_extension,
-                ),
-            ),
-            params=result.params,
-            work_dir=work,
-            output_dir=f"{work}/output",
-            output_name="run-dry",
-            logging_dir=f"{work}/logs",
-            python=(node.sdscripts_python if node and node.sdscripts_python else "python"),
-            sdscripts_dir=(node.sdscripts_dir if node and node.sdscripts_dir else "sd-scripts"),
-        )
+    def _owner(self, username: str | None, dataset: Dataset):
+        if not username:
+            return dataset.owner
+        owner = get_user_model().objects.filter(username=username).first()
+        if owner is None:
+            raise CommandError(f"owner: no user {username!r}")
+        return owner
+
+    def _preset(self, name: str | None, base_model: BaseModel) -> Preset | None:
+        if not name:
+            return None
+        preset = Preset.objects.filter(name=name).first()
+        if preset is None:
+            raise CommandError(f"preset: no preset named {name!r}")
+        if preset.architecture != base_model.architecture:
+            raise CommandError(
+                f"preset: {preset.name} is for {preset.architecture}, "
+                f"the base model is {base_model.architecture}"
+            )
+        return preset
+
+    def _dry_run(self, plan, *, as_json: bool) -> None:
+        # The node dispatch would most likely use: the first online one that fits.
+        online = {n.name: n for n in GPUNode.objects.online().order_by("name")}
+        fitting = [g["node"] for g in plan.gpus if g["fits"]]
+        node = online.get(fitting[0]) if fitting else next(iter(online.values()), None)
         try:
-            built = build_command(job)
+            built = build_command(plan.job(node))
         except ValueError as exc:
             raise CommandError(f"base-model: {exc}") from None
         out = {
+            "verdict": "refused" if plan.blocking else "ok",
+            "blocking": list(plan.blocking),
+            "node": node.name if node else None,
+            "run_placeholder": RUN_KEY_PLACEHOLDER,
             "script": built.script,
             "argv": built.argv,
             "dataset_config": built.dataset_config,
             "sample_prompts": built.sample_prompts,
-            "params": result.params,
+            "params": plan.params,
             "vram": {
-                "estimate_mib": result.estimate_mib,
-                "budget_mib": result.budget_mib,
-                "fits": result.fits,
+                **plan.record(),
                 "savers": [
                     {"name": s.name, "changes": s.changes, "reason": s.reason,
                      "saved_mib": s.saved_mib}
-                    for s in result.savers
+                    for s in plan.vram.savers
                 ],
-                "message": result.message,
             },
-            "gpus": candidate_gpus(arch, params),
+            "gpus": plan.gpus,
         }  # fmt: skip
-        if opts["json"]:
+        if as_json:
             self.stdout.write(json.dumps(out))
             return
-        self.stdout.write(" ".join(built.argv))
-        self.stdout.write(result.message)
+        self.stdout.write(shlex.join(built.argv))
+        self.stdout.write(plan.vram.message)
+        for reason in plan.blocking:
+            self.stdout.write(self.style.WARNING(f"Would be refused: {reason}"))
 
-    def _submit(self, opts, dataset, base_model, preset, overrides):
-        from training import services  # the lead's service; validates and plans again
+    def _submit(self, request: RunRequest, opts) -> None:
+        from training import services
 
-        owner = dataset.owner
-        if opts["owner"]:
-            owner = get_user_model().objects.filter(username=opts["owner"]).first()
-            if owner is None:
-                raise CommandError(f"owner: no user {opts['owner']!r}")
-        try:
-            run = services.submit_run(
-                owner,
-                dataset=dataset,
-                base_model=base_model,
-                preset=preset,
-                params=overrides,
-                use_planner=not opts["no_plan"],
-            )
-        except ParamError as exc:
-            raise CommandError(_errors(exc)) from None
-        except (ValidationError, PermissionDenied) as exc:
-            # The service's refusal (disabled model, dataset not the owner's, no GPU fits):
-            # its message, not a traceback; the service wrote nothing.
-            raise CommandError(_refusal(exc)) from None
+        run = services.submit_run(
+            request.owner,
+            dataset=request.dataset,
+            base_model=request.base_model,
+            preset=request.preset,
+            params=request.params,
+            name=request.name,
+            use_planner=request.use_planner,
+        )
         if opts["json"]:
             self.stdout.write(json.dumps({"run": run.pk, "status": run.status}))
         else:
