@@ -2,7 +2,7 @@
 
 Every child runs in its own session so that Ctrl-C reaches only this script, which then stops
 the children in order (SIGTERM to each main process — never to django-q2's whole group, see
-DESIGN.md — and SIGKILL after a grace period).
+docs/design.md — and SIGKILL after a grace period).
 """
 
 from __future__ import annotations

@@ -91,3 +91,26 @@ def test_messages_from_another_process_arrive_all_and_in_order(layer):
     got, rc = async_to_sync(go)()
     assert rc == 0
     assert [m["seq"] for m in got] == list(range(1, count + 1))
+
+
+def test_a_locked_database_never_blocks_the_event_loop(layer):
+    """Another process holding SQLite's write lock stalls the layer's thread, not the loop."""
+    import asyncio
+    import sqlite3
+
+    async def go():
+        channel = await layer.new_channel()
+        await layer.send(channel, {"type": "first"})  # the file and tables exist now
+        blocker = sqlite3.connect(layer.path, isolation_level=None)
+        blocker.execute("BEGIN IMMEDIATE")  # what a busy worker process's write looks like
+        sending = asyncio.ensure_future(layer.send(channel, {"type": "second"}))
+        await asyncio.sleep(0.05)  # with SQLite on the loop this would wait out the lock
+        still_waiting = not sending.done()
+        blocker.execute("COMMIT")
+        await sending
+        blocker.close()
+        return still_waiting, [(await layer.receive(channel))["type"] for _ in range(2)]
+
+    still_waiting, received = async_to_sync(go)()
+    assert still_waiting
+    assert received == ["first", "second"]

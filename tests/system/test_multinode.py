@@ -1,6 +1,6 @@
 """A lab on one machine: two GPU nodes and a web server sharing PostgreSQL and Redis.
 
-Each node is what a GPU machine runs (DESIGN.md, "How a run flows"): `manage.py qcluster`
+Each node is what a GPU machine runs (docs/design.md, "How a run flows"): `manage.py qcluster`
 (its cluster name is the node name) and `manage.py node_agent`, with fake GPUs of different
 sizes. The web server is daphne serving lorastudio.asgi. Runs are placed by fit, and a
 websocket client connected through daphne gets the live log of a run on each node, sent by

@@ -2,7 +2,7 @@
 
 The services decide what applies (a finished run cannot be cancelled, only a run awaiting
 approval can be approved); the actions only collect their refusals and say which runs were
-skipped and why, as a WARNING message (STYLE.md §6).
+skipped and why, as a WARNING message.
 """
 
 from __future__ import annotations
