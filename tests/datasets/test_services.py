@@ -264,6 +264,7 @@ def test_export_with_unsafe_trigger_uses_a_safe_folder_name(student, tmp_path):
     assert Path(subset.image_dir).name == "2_My_Set"
 
 
+@pytest.mark.slow
 def test_large_batches_are_inspected_in_worker_processes_in_order(student, monkeypatch):
     from datasets import ingest
 

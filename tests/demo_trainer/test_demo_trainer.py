@@ -14,6 +14,8 @@ from safetensors import safe_open
 from sdscripts.progress import StreamSplitter, parse_epoch, parse_progress, parse_saved_path
 from tests.paths import REPO
 
+pytestmark = pytest.mark.slow
+
 SAMPLE_NAME = re.compile(r"^demo_e(\d{6})_(\d{2})_\d{14}\.png$")
 
 

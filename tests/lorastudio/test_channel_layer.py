@@ -77,6 +77,7 @@ def test_flush_forgets_everything(layer):
     assert async_to_sync(go)()["type"] == "c"
 
 
+@pytest.mark.slow
 def test_messages_from_another_process_arrive_all_and_in_order(layer):
     count = 300
 

@@ -37,12 +37,14 @@ def start_django(tmp_path, **env):
         ({"DEBUG": "True", "LORASTUDIO_DATA_DIR": "relative/dir"}, "LORASTUDIO_DATA_DIR"),
     ],
 )
+@pytest.mark.slow
 def test_bad_environment_stops_start_naming_the_variable(tmp_path, env, named):
     result = start_django(tmp_path, **env)
     assert result.returncode != 0
     assert named in result.stderr.splitlines()[-1]
 
 
+@pytest.mark.slow
 def test_default_is_sqlite_and_starts_with_a_secret_key(tmp_path):
     result = start_django(tmp_path, SECRET_KEY="x" * 60)
     assert result.returncode == 0, result.stderr
@@ -103,6 +105,7 @@ def test_env_helpers_name_the_variable(monkeypatch):
         env_int("LS_NUM", 5, minimum=1)
 
 
+@pytest.mark.slow
 def test_check_deploy_reports_only_https_warnings(tmp_path):
     env = {
         "PATH": os.environ["PATH"],

@@ -79,6 +79,7 @@ def test_message_stays_short_for_huge_errors():
         ("missing_model.py", "missing_files"),
     ],
 )
+@pytest.mark.slow
 def test_fake_trainers_classify_as_their_real_counterparts(script, reason):
     done = subprocess.run(
         [sys.executable, str(FAKES / script), "--output_dir", "/nonexistent", "--x", "1"],

@@ -223,6 +223,7 @@ def test_splitter_flush_at_end_of_stream(stream, expected):
     assert splitter.feed(stream) + splitter.flush() == expected
 
 
+@pytest.mark.slow
 def test_flood_trainer_output_splits_into_its_lines_and_bars(tmp_path):
     env = dict(os.environ, FAKE_TRAINER_LINES="3000")
     done = subprocess.run(

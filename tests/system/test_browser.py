@@ -55,6 +55,7 @@ except ImportError:  # pragma: no cover - the venv has it
     sync_playwright = None
 
 pytestmark = [
+    pytest.mark.slow,
     pytest.mark.browser,
     pytest.mark.timeout(600),
     pytest.mark.skipif(sync_playwright is None, reason="playwright is not installed"),

@@ -11,6 +11,8 @@ import pytest
 from tests.fake_home import make_fake_home
 from tests.paths import REPO as ROOT
 
+pytestmark = pytest.mark.slow
+
 
 def install(tmp_path, *args):
     """Run install.sh with its own .env and SQLite database under tmp_path."""

@@ -13,7 +13,7 @@ import pytest
 
 from tests.paths import REPO as ROOT
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
 DEADLINE_S = 240

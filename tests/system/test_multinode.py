@@ -40,6 +40,7 @@ from training.models import GPUNode, TrainingRun
 _ON_POSTGRES = django_settings.DATABASES["default"]["ENGINE"].endswith("postgresql")
 
 pytestmark = [
+    pytest.mark.slow,
     pytest.mark.integration,
     pytest.mark.django_db(transaction=True),
     pytest.mark.skipif(

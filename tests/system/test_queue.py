@@ -23,7 +23,7 @@ from training.execution import process
 from training.models import GPUNode, TrainingRun
 from training.nodes import agent
 
-pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
 DEADLINE_S = 150
 

@@ -58,6 +58,7 @@ def _connect(path, user):
     return async_to_sync(go)()
 
 
+@pytest.mark.slow
 def test_owner_and_staff_receive_messages_sent_from_another_process(shared_layer, student, staff):
     run = make_run(owner=student)
 

@@ -32,6 +32,7 @@ def run_in(status, *, owner, node, heartbeat_age_s, **changes):
     return run
 
 
+@pytest.mark.slow
 def test_stale_running_run_is_worker_lost_and_its_group_killed(student, settings):
     node = make_node(name=settings.LORASTUDIO_NODE)
     gpu = make_gpu(node=node)
@@ -74,6 +75,7 @@ def test_assigned_run_never_started_goes_back_to_the_queue(student):
     assert "did not start it" in run.status_message
 
 
+@pytest.mark.slow
 def test_other_nodes_process_groups_are_not_touched(student):
     node = make_node(name="elsewhere")
     bystander = subprocess.Popen(

@@ -198,3 +198,45 @@ def test_run_no_gpu_of_the_lab_can_hold_is_a_command_error(student, sd35l):
     with pytest.raises(CommandError, match="No GPU of the lab can hold this run"):
         submit("--dataset", "dogs", "--base-model", "SD3.5 Large", "--set", "resolution=1024")
     assert TrainingRun.objects.count() == 0
+
+
+@pytest.mark.parametrize(
+    "arch, preset, files, script",
+    [
+        (
+            "chroma", "Chroma, 1024",
+            {"checkpoint": "/m/chroma.safetensors", "t5xxl": "/m/t5.safetensors",
+             "ae": "/m/ae.safetensors"},
+            "flux_train_network.py",
+        ),
+        (
+            "lumina2", "Lumina-Image 2.0, 1024",
+            {"checkpoint": "/m/lumina.safetensors", "gemma2": "/m/gemma2.safetensors",
+             "ae": "/m/ae.safetensors"},
+            "lumina_train_network.py",
+        ),
+    ],
+)  # fmt: skip
+def test_chroma_and_lumina_dry_runs_use_only_their_scripts_flags(
+    staff, arch, preset, files, script
+):
+    register("new arch", arch, **files)
+    make_dataset(owner=staff, name="dogs")
+    out = dry_run("--dataset", "dogs", "--base-model", "new arch", "--preset", preset)
+    assert out["script"] == script
+    flags = [a[2:] for a in out["argv"] if a.startswith("--")]
+    assert [f for f in flags if f not in ACCEPTED_FLAGS[script]] == []
+    for role, path in files.items():
+        flag = "pretrained_model_name_or_path" if role == "checkpoint" else role
+        assert out["argv"][out["argv"].index(f"--{flag}") + 1] == path
+    assert out["vram"]["fits"] is True
+
+
+def test_register_base_model_takes_gemma2_for_lumina(db):
+    model = register(
+        "Lumina", "lumina2", checkpoint="lumina.safetensors", gemma2="gemma_2_2b.safetensors",
+        ae="ae.safetensors",
+    )  # fmt: skip
+    assert model.gemma2 == "gemma_2_2b.safetensors"
+    with pytest.raises(CommandError, match="gemma2: This architecture needs this file"):
+        register("Lumina 2", "lumina2", checkpoint="l.safetensors", ae="ae.safetensors")

@@ -15,7 +15,7 @@ from training.choices import RunStatus
 from training.execution import process, runner
 from training.models import RunEvent, TrainingRun
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
 
 @pytest.fixture(autouse=True)

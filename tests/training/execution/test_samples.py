@@ -40,6 +40,7 @@ def _drain(layer, channel: str) -> list[dict]:
     return async_to_sync(receive_all)()
 
 
+@pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
 def test_demo_run_records_and_announces_samples_while_it_trains(student, monkeypatch):
     # Slow steps leave the runner several scans between a sample and the trainer's exit.

@@ -103,6 +103,7 @@ def test_unreachable_ui_raises_a_clear_error():
         comfyui.comfyui_free("http://127.0.0.1:9", timeout=0.5)
 
 
+@pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
 def test_runner_asks_comfyui_and_swarmui_before_starting_the_trainer(
     fake_ui, student, tmp_path, settings

@@ -36,6 +36,10 @@ from training.nodes.detect import (
         ("ae.safetensors", ("ae", "")),
         ("sdxl_vae.safetensors", ("vae", "sdxl")),
         ("vae-ft-mse-840000-ema-pruned.safetensors", ("vae", "sd15")),
+        ("chroma-unlocked-v50.safetensors", ("checkpoint", "chroma")),
+        ("Chroma1-HD.safetensors", ("checkpoint", "chroma")),
+        ("lumina_2_model_bf16.safetensors", ("checkpoint", "lumina2")),
+        ("gemma_2_2b_fp16.safetensors", ("gemma2", "")),
         ("dreamshaper_8.safetensors", None),
         ("sd3.5_large.txt", None),
         ("README.md", None),
@@ -147,3 +151,22 @@ def test_encoder_from_the_same_install_is_preferred():
     (proposal,) = detect(listing).base_models
     assert proposal.files["clip_l"] == "ComfyUI/models/clip/clip_l.safetensors"
     assert proposal.missing == ()
+
+
+def test_lumina_and_chroma_proposals_take_the_encoders_their_architecture_needs():
+    listing = [
+        "ComfyUI/models/diffusion_models/lumina_2_model_bf16.safetensors",
+        "ComfyUI/models/diffusion_models/chroma-unlocked-v50.safetensors",
+        "ComfyUI/models/text_encoders/gemma_2_2b_fp16.safetensors",
+        "ComfyUI/models/text_encoders/t5xxl_fp16.safetensors",
+        "ComfyUI/models/text_encoders/clip_l.safetensors",
+        "ComfyUI/models/vae/ae.safetensors",
+    ]
+    by_arch = {p.architecture: p for p in detect(listing).base_models}
+    assert by_arch["lumina2"].files == {
+        "checkpoint": "ComfyUI/models/diffusion_models/lumina_2_model_bf16.safetensors",
+        "gemma2": "ComfyUI/models/text_encoders/gemma_2_2b_fp16.safetensors",
+        "ae": "ComfyUI/models/vae/ae.safetensors",
+    }
+    assert set(by_arch["chroma"].files) == {"checkpoint", "t5xxl", "ae"}  # no CLIP-L
+    assert by_arch["chroma"].missing == by_arch["lumina2"].missing == ()

@@ -51,6 +51,8 @@ class Command(BaseCommand):
         if base_model is None:
             raise CommandError(f"base-model: no base model named {opts['base_model']!r}")
         dataset = self._dataset(opts["dataset"])
+        if opts["gpu_mib"] and not opts["dry_run"]:
+            raise CommandError("gpu-mib: plans for another GPU size; use it with --dry-run")
         try:
             request = RunRequest(
                 owner=self._owner(opts["owner"], dataset),
