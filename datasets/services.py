@@ -178,7 +178,7 @@ def _offered_from_files(files: list[tuple[str, object]]) -> Iterator[Offered]:
             yield Offered(name, content.read(max_bytes + 1))
 
 
-def add_images(dataset: Dataset, files: list[tuple[str, object]], *, by=None) -> IngestReport:
+def add_images(dataset: Dataset, files: list[tuple[str, object]]) -> IngestReport:
     """Add uploaded files (name, bytes or file object); bad files are reported, not stored."""
     return _ingest(dataset, _offered_from_files(files))
 

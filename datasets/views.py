@@ -126,7 +126,7 @@ def dataset_upload(request, pk):
             )
         uploads = form.cleaned_data["files"]
         images = [(f.name, f) for f in uploads if not f.name.lower().endswith(".zip")]
-        report = services.add_images(dataset, images, by=request.user)
+        report = services.add_images(dataset, images)
         for archive in (f for f in uploads if f.name.lower().endswith(".zip")):
             try:
                 report.merge(services.import_zip(dataset, archive))

@@ -250,7 +250,7 @@ def _coerce(p: Param, value: object, choices: tuple = ()) -> object:
     raise ValueError(f"must be one of {', '.join(choices)}")
 
 
-def _is_neutral(p: Param, value: object) -> bool:
+def _is_neutral(value: object) -> bool:
     """True when a value means 'off', so a form may send it for a knob that does not apply."""
     return value in (None, False, 0, "", "false", "False", "0")
 
@@ -302,7 +302,7 @@ def validate_params(
                 errors[key] = "unknown option; see the parameter list for valid sd-scripts names"
                 continue
             if not p.applies_to(arch):
-                if not _is_neutral(p, raw):
+                if not _is_neutral(raw):
                     errors[key] = f"not available for {architecture}; remove it"
                 continue
             try:
