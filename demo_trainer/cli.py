@@ -185,16 +185,15 @@ def main(argv: list[str] | None = None) -> int:
         sample_dir.mkdir(parents=True, exist_ok=True)
         say(f"\ngenerating sample images at step / サンプル画像生成 ステップ: {step}")
         spec = specs[0]
-        for index, (prompt, seed) in enumerate(prompts):
+        for index, (prompt, seed, steps) in enumerate(prompts):
             say(f"prompt: {prompt}")
             seed = args.seed + index if seed is None else seed
-            say(f"width: {spec.width}, height: {spec.height}, sample_steps: {SAMPLE_STEPS}")
+            steps = steps or SAMPLE_STEPS
+            say(f"width: {spec.width}, height: {spec.height}, sample_steps: {steps}")
             say(f"seed: {seed}")
             stamp = datetime.now().strftime("%Y%m%d%H%M%S")
             path = sample_dir / f"{args.output_name}_e{epoch:06d}_{index:02d}_{stamp}.png"
-            model_lib.generate(
-                denoiser, tokens(prompt), seed, spec.width, spec.height, SAMPLE_STEPS, path
-            )
+            model_lib.generate(denoiser, tokens(prompt), seed, spec.width, spec.height, steps, path)
 
     recorder = LossRecorder()
     bar = Bar(total_steps)

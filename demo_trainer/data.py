@@ -110,21 +110,23 @@ def tag_frequency(items: list[Item]) -> dict[str, dict[str, int]]:
     return {key: dict(counter) for key, counter in result.items()}
 
 
-def read_prompts(path: str | None) -> list[tuple[str, int | None]]:
-    """Read a sample prompt .txt: one prompt a line, "--d SEED" honoured, other options dropped."""
+def read_prompts(path: str | None) -> list[tuple[str, int | None, int | None]]:
+    """Read a sample prompt .txt: one prompt a line, "--d SEED" and "--s STEPS" honoured."""
     if not path or not os.path.isfile(path):
         return []
-    prompts: list[tuple[str, int | None]] = []
+    prompts: list[tuple[str, int | None, int | None]] = []
     with open(path, encoding="utf-8") as fh:
         for raw in fh:
             line = raw.strip()
             if not line or line.startswith("#"):
                 continue
             text, *options = line.split(" --")
-            seed = None
+            seed = steps = None
             for option in options:
                 name, _, value = option.partition(" ")
                 if name == "d" and value.strip().lstrip("-").isdigit():
                     seed = int(value.strip())
-            prompts.append((text.strip(), seed))
+                if name == "s" and value.strip().isdigit():
+                    steps = max(1, int(value.strip()))
+            prompts.append((text.strip(), seed, steps))
     return prompts

@@ -261,6 +261,7 @@ _SPECS = (
             "network_dim": 4,
             "network_alpha": 4.0,
             "learning_rate": 1e-3,
+            "sample_steps": 8,
         },
         param_limits={"resolution": (32, 256), "max_train_epochs": (1, 20), "network_dim": (1, 32)},
     ),

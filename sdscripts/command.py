@@ -29,7 +29,7 @@ SUBSET_KEYS = (
     "caption_dropout_rate",
 )
 # Knobs consumed here in a special way (not emitted as `--name value`).
-SPECIAL_KEYS = {"resolution", "train_batch_size", "sample_every_n_epochs"}
+SPECIAL_KEYS = {"resolution", "train_batch_size", "sample_every_n_epochs", "sample_steps"}
 
 # sd-scripts' low-VRAM Adafactor recipe (docs/sd-scripts.md).
 ADAFACTOR_ARGS = ("relative_step=False", "scale_parameter=False", "warmup_init=False")

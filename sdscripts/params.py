@@ -102,6 +102,7 @@ PARAMS: dict[str, Param] = {
         _p("save_every_n_epochs", "int", 1, _ALL, "Save a LoRA every N epochs.", min=1, max=200),
         _p("sample_every_n_epochs", "int", 1, _ALL, "Sample images every N epochs (0 = never).",
            min=0, max=200),
+        _p("sample_steps", "int", 20, _ALL, "Denoising steps per sample image.", min=1, max=100),
         _p("gradient_checkpointing", "bool", False, _SD,
            "Recompute activations: much less memory, about 20-30 % slower."),
         _p("cache_latents", "bool", True, _SD, "Encode images once (no colour aug/random crop)."),

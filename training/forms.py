@@ -11,10 +11,9 @@ from django.core.exceptions import PermissionDenied, ValidationError
 
 from datasets.models import Dataset
 from sdscripts.params import PARAMS, ParamError, bounds, default_for, params_for
+from sdscripts.prompts import MAX_SAMPLE_PROMPTS
 from training.models import BaseModel, Preset
 from training.planning import RunRequest, plan_run
-
-MAX_SAMPLE_PROMPTS = 4
 
 
 def open_params(preset: Preset, *, staff: bool = False) -> list:

@@ -23,6 +23,8 @@ from datasets.services import lint_dataset
 from sdscripts import vram
 from sdscripts.command import Subset, TrainJob, validate_extra_flags
 from sdscripts.params import validate_params
+from sdscripts.prompts import clean_prompt
+from sdscripts.prompts import sample_prompts as sample_prompts_of
 from training.selectors import candidate_gpus, largest_gpu_mib
 
 # Planning budget when the lab has no GPU registered yet (a 24 GB card).
@@ -250,7 +252,9 @@ def _job(
         logging_dir=str(work / "logs"),
         python=python,
         sdscripts_dir=sdscripts,
-        sample_prompts=tuple(p for p in sample_prompts.splitlines() if p.strip()),
+        sample_prompts=tuple(
+            clean_prompt(p) for p in sample_prompts_of(sample_prompts.splitlines())
+        ),
         extra_flags=tuple(extra_flags),
     )
 

@@ -86,7 +86,9 @@ def test_chroma_trains_with_the_flux_script_without_clip_l_and_with_guidance_zer
 
 def test_chroma_samples_with_guidance_zero_a_real_cfg_and_a_negative_prompt():
     prompts = build_command(job_for("chroma", {"sample_every_n_epochs": 1})).sample_prompts
-    assert prompts == "a photo of sks --g 0 --l 4 --n low quality, blurry\n"
+    assert prompts == (
+        "a photo of sks --w 1024 --h 1024 --s 20 --d 42 --g 0 --l 4 --n low quality, blurry\n"
+    )
 
 
 def test_lumina_uses_its_script_gemma2_and_the_flux_autoencoder():

@@ -176,7 +176,8 @@ def test_seed_sd35_medium_command_flag_for_flag():
 
 def test_sample_prompts_written_and_referenced_when_given():
     built = build_command(make_job("sdxl", {"sample_every_n_epochs": 2}))
-    assert built.sample_prompts == "a photo of sks dog\n"
+    # Size, steps and seed are the run's own: SDXL's default 1024 px, 20 steps, seed 42.
+    assert built.sample_prompts == "a photo of sks dog --w 1024 --h 1024 --s 20 --d 42\n"
     assert flag_value(built.argv, "--sample_prompts") == "/work/run-7/sample_prompts.txt"
     assert flag_value(built.argv, "--sample_every_n_epochs") == "2"
     assert "--sdpa" in built.argv

@@ -258,3 +258,32 @@ def test_sample_prompt_with_options_is_refused_and_nothing_is_saved(
     assert response.status_code == 200
     assert "Prompt options such as --w or --n are not allowed." in response.content.decode()
     assert not TrainingRun.objects.exists()
+
+
+@pytest.mark.parametrize(
+    "caption, trigger",
+    [
+        ("a dog --w 4096 --h 4096 --s 1000 --d 1 --n ugly", "sks"),
+        ("", "sks --w 4096 --h 4096"),  # no caption: the trigger word is the prompt
+    ],
+)
+def test_prompt_options_in_captions_or_trigger_word_never_reach_the_trainer(
+    student_client, student, demo_preset, demo_model, caption, trigger, tmp_path
+):
+    from datasets.models import DatasetImage
+    from training.execution import workdir
+
+    node = make_node(work_dir=str(tmp_path / "work"))
+    dataset = make_image_dataset(student, images=1)
+    DatasetImage.objects.filter(dataset=dataset).update(caption=caption)
+    type(dataset).objects.filter(pk=dataset.pk).update(trigger_word=trigger)
+    data = form_data(demo_preset, demo_model, dataset, resolution=32)  # empty prompt box
+    assert student_client.post(reverse("training:run-create"), data).status_code == 302
+
+    job, _ = workdir.prepare(TrainingRun.objects.get(), node)
+    prompts = (
+        tmp_path / "work" / job.work_dir.rsplit("/", 1)[1] / "sample_prompts.txt"
+    ).read_text()
+    assert prompts.count(" --") == 4 and "4096" in prompts  # the words stay, as text
+    assert prompts.endswith("--w 32 --h 32 --s 8 --d 42\n")
+    assert " --w 4096" not in prompts and " --n" not in prompts

@@ -99,7 +99,7 @@ def test_work_directory_has_the_export_toml_prompts_and_argv_record(student, tmp
     work = tmp_path / "work" / f"run-{run.pk}"
     assert job.work_dir == str(work)
     assert (work / "dataset.toml").read_text() == built.dataset_config
-    assert (work / "sample_prompts.txt").read_text() == "a red circle\n"
+    assert (work / "sample_prompts.txt").read_text() == "a red circle --w 64 --h 64 --s 8 --d 1\n"
     assert '"--dataset_config"' in (work / "argv.json").read_text()
     images = list((work / "data" / "train").glob("*/*.png"))
     assert len(images) == 2
