@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import os
-import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 from datasets.models import Dataset
+from lorastudio.safepath import safe_name
 
 CAPTION_EXTENSION = ".txt"
 
@@ -26,11 +26,9 @@ class ExportedSubset:
 
 
 def subset_folder_name(repeats: int, trigger: str, fallback: str) -> str:
-    """`<repeats>_<trigger>`, with anything unsafe in a folder name replaced by `_`."""
-    tokens = re.sub(r"[^\w .-]+", "_", trigger).strip(" .") or re.sub(
-        r"[^\w-]+", "_", fallback
-    ).strip("_")
-    return f"{repeats}_{tokens or 'dataset'}"
+    """`<repeats>_<trigger>` (sd-scripts' folder convention), the trigger made a safe name."""
+    fallback_name = safe_name(fallback, fallback="dataset")
+    return f"{repeats}_{safe_name(trigger, fallback=fallback_name, spaces=True)}"
 
 
 def export_folder(dataset: Dataset, dest_dir: Path) -> Path:

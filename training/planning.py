@@ -9,7 +9,6 @@ what a dry run shows is what the runner writes. Reads only; services write.
 
 from __future__ import annotations
 
-import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +19,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 
 from datasets.export import CAPTION_EXTENSION, export_folder
 from datasets.services import lint_dataset
+from lorastudio.safepath import safe_name
 from sdscripts import vram
 from sdscripts.command import Subset, TrainJob, validate_extra_flags
 from sdscripts.params import validate_params
@@ -189,13 +189,9 @@ def plan_run(request: RunRequest) -> RunPlan:
 
 
 def output_name(name: str, run_key: str) -> str:
-    """The trainer's `--output_name`: the run's name made safe, then its number.
-
-    Only letters, digits, "_" and "-", never a leading "-" (argparse would read it as an
-    option), at most 40 characters of the name.
-    """
-    base = re.sub(r"[^A-Za-z0-9_-]+", "_", name or "lora").strip("_-")[:40] or "lora"
-    return f"{base}-run{run_key}"
+    """The trainer's `--output_name`: the run's name made safe (lorastudio.safepath), then its
+    number; it never starts with "-", which argparse would read as an option."""
+    return f"{safe_name(name, fallback='lora', max_length=40)}-run{run_key}"
 
 
 def run_work_dir(node, run_key: str) -> Path:

@@ -287,3 +287,21 @@ def test_prompt_options_in_captions_or_trigger_word_never_reach_the_trainer(
     assert prompts.count(" --") == 4 and "4096" in prompts  # the words stay, as text
     assert prompts.endswith("--w 32 --h 32 --s 8 --d 42\n")
     assert " --w 4096" not in prompts and " --n" not in prompts
+
+
+@pytest.mark.parametrize("name, output", [("--seed", "seed-run"), ("-", "lora-run")])
+def test_a_run_name_never_becomes_an_option_of_the_trainer(
+    student_client, student, demo_preset, demo_model, name, output, tmp_path
+):
+    from training.execution import workdir
+
+    node = make_node(work_dir=str(tmp_path / "work"))
+    data = form_data(demo_preset, demo_model, make_image_dataset(student, images=1))
+    data["name"] = name
+    assert student_client.post(reverse("training:run-create"), data).status_code == 302
+    run = TrainingRun.objects.get()
+    assert run.name == name  # shown as typed
+
+    _, built = workdir.prepare(run, node)
+    value = built.argv[built.argv.index("--output_name") + 1]
+    assert value == f"{output}{run.pk}"

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from django.conf import settings
 
+from lorastudio.safepath import inside, safe_name
 from training.choices import ArtifactKind
 from training.models import LoraArtifact
 
@@ -33,8 +34,8 @@ def sha256_of(path: Path) -> str:
 
 def store_file(run_id: int, path: Path) -> str:
     """Place a run's file under MEDIA_ROOT/runs/<id>/; return its storage name."""
-    relative = f"runs/{run_id}/{path.name}"
-    dest = Path(settings.MEDIA_ROOT) / relative
+    dest = inside(settings.MEDIA_ROOT, "runs", str(run_id), path.name)
+    relative = dest.relative_to(Path(settings.MEDIA_ROOT).resolve()).as_posix()
     dest.parent.mkdir(parents=True, exist_ok=True)
     if dest.exists():
         dest.unlink()
@@ -104,7 +105,9 @@ class LoraCollector:
         final = self.final_path
         if not lora_dir or not final.is_file():
             return ""
-        dest = Path(lora_dir) / self.run.owner.username / final.name
+        owner = self.run.owner
+        folder = safe_name(owner.username, fallback=f"user{owner.pk}")
+        dest = inside(lora_dir, folder, final.name)
         dest.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(final, dest)
         LoraArtifact.objects.filter(run=self.run, kind=ArtifactKind.FINAL).update(

@@ -74,6 +74,19 @@ def test_final_lora_is_published_in_the_owners_folder(student, tmp_path):
     assert os.path.getsize(final.published_path) == final.size_bytes
 
 
+def test_a_username_cannot_publish_outside_the_lora_folder(tmp_path):
+    from tests.factories import make_node, make_user
+
+    owner = make_user(username="..")  # a valid Django username
+    node = make_node(lora_dir=str(tmp_path / "Lora"))
+    run = _assigned(submit_demo(owner, node=node))
+    assert runner.execute(run.pk) == RunStatus.SUCCEEDED
+    final = TrainingRun.objects.get(pk=run.pk).artifacts.get(kind="final")
+    expected = tmp_path / "Lora" / f"user{owner.pk}" / f"lora-run{run.pk}.safetensors"
+    assert final.published_path == str(expected)
+    assert not list(tmp_path.glob("*.safetensors"))  # nothing landed beside the folder
+
+
 def test_redelivered_task_does_nothing(student):
     run = _assigned(submit_demo(student))
     runner.execute(run.pk)
