@@ -77,15 +77,16 @@ def stop_group(pgid: int | None, proc: subprocess.Popen | None = None, grace: fl
         if proc is not None:
             proc.poll()
         if not group_pids(pgid):
-            return
+            break
         time.sleep(0.05)
-    try:
-        os.killpg(pgid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
+    else:
+        try:
+            os.killpg(pgid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
     if proc is not None:
         try:
-            proc.wait(timeout=5)
+            proc.wait(timeout=5)  # reap it: its exit status is how the run is classified
         except subprocess.TimeoutExpired:
             pass
 
