@@ -191,11 +191,12 @@ def _model_flags(arch: ArchSpec, files: Mapping[str, str]) -> list[str]:
 
 
 def _param_flags(params: dict) -> list[str]:
+    """Flags for the knobs, in the table's order: a stored run's params come back from
+    PostgreSQL's jsonb in another key order, and its command must be the same."""
     flags: list[str] = []
-    for key, value in params.items():
-        if key in SPECIAL_KEYS or key in DATASET_KEYS or key in SUBSET_KEYS:
-            continue
-        if key not in PARAMS or value is None:
+    for key in PARAMS:
+        value = params.get(key)
+        if key in SPECIAL_KEYS or key in DATASET_KEYS or key in SUBSET_KEYS or value is None:
             continue
         if PARAMS[key].kind == "bool":
             if value:
