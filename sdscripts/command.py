@@ -49,6 +49,7 @@ MANAGED_FLAGS = frozenset(
         "dataset_config", "output_dir", "output_name", "logging_dir", "network_module",
         "sample_prompts", "console_log_simple", "config_file", "output_config",
         "train_data_dir", "reg_data_dir", "huggingface_token", "wandb_api_key", "model_type",
+        "tokenizer_cache_dir",
     }
     | {role.flag for role in FILE_ROLES.values()}
     | set(PARAMS)
@@ -82,6 +83,8 @@ class TrainJob:
     sdscripts_dir: str
     sample_prompts: tuple[str, ...] = ()
     extra_flags: tuple[str, ...] = ()
+    tokenizer_cache_dir: str = ""  # the node's: tokenizers load from here without internet
+    env: Mapping[str, str] = field(default_factory=dict)  # the node's trainer environment
 
 
 @dataclass(frozen=True)
@@ -255,7 +258,7 @@ def build_command(job: TrainJob) -> BuiltCommand:
     prompts_path = _join(job.work_dir, SAMPLE_PROMPTS_TXT)
     prompts_text = prompt_file_text(job.sample_prompts, arch, job.params)
     dataset = build_dataset_toml(job.subsets, job.params)
-    env = {"PYTHONUNBUFFERED": "1"}
+    env = {**job.env, "PYTHONUNBUFFERED": "1"}
 
     if not arch.on_gpu:
         argv = _demo_argv(job, toml_path, prompts_path)
@@ -269,6 +272,8 @@ def build_command(job: TrainJob) -> BuiltCommand:
     flags += ["--output_dir", job.output_dir, "--output_name", job.output_name]
     flags += ["--save_model_as", "safetensors", "--logging_dir", job.logging_dir]
     flags += ["--max_data_loader_n_workers", "2"]
+    if job.tokenizer_cache_dir:
+        flags += ["--tokenizer_cache_dir", job.tokenizer_cache_dir]
     flags += _param_flags(job.params)
     flags += _sample_flags(job, prompts_path)
     flags += list(job.extra_flags)

@@ -252,6 +252,8 @@ def _job(
             clean_prompt(p) for p in sample_prompts_of(sample_prompts.splitlines())
         ),
         extra_flags=tuple(extra_flags),
+        tokenizer_cache_dir=node.tokenizer_cache_dir if node is not None else "",
+        env=dict(node.trainer_env or {}) if node is not None else {},
     )
 
 

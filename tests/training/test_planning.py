@@ -121,3 +121,19 @@ def test_a_dataset_without_images_is_refused_by_both_with_the_page_s_reason(lab,
     with pytest.raises(CommandError, match="The dataset has no images"):
         train(*args)
     assert TrainingRun.objects.count() == 0
+
+
+def test_an_offline_node_s_tokenizer_cache_and_environment_reach_the_command(
+    lab, student, tmp_path
+):
+    node, _, _ = lab
+    node.tokenizer_cache_dir = str(tmp_path / "tokenizers")
+    node.trainer_env = {"HF_HUB_OFFLINE": "1"}
+    node.save()
+    args = args_for(make_image_dataset(student, images=1), student)
+    dry = json.loads(train(*args, "--dry-run", "--json"))
+    argv = dry["argv"]
+    assert argv[argv.index("--tokenizer_cache_dir") + 1] == str(tmp_path / "tokenizers")
+    run = TrainingRun.objects.get(pk=json.loads(train(*args, "--json"))["run"])
+    _, built = workdir.prepare(run, node)
+    assert built.env["HF_HUB_OFFLINE"] == "1"

@@ -64,6 +64,10 @@ class GPUNodeAdmin(SimpleHistoryAdmin):
                 )
             },
         ),
+        (
+            "Trainer (offline nodes)",
+            {"fields": ("tokenizer_cache_dir", "trainer_env")},
+        ),
         ("ComfyUI / SwarmUI", {"fields": ("comfyui_url", "comfyui_unload", "swarmui_url")}),
         ("Record", {"fields": ("created_at", "updated_at")}),
     )

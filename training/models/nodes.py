@@ -2,15 +2,45 @@
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.core.validators import RegexValidator
 from django.db import models
 from django.utils import timezone
 from simple_history.models import HistoricalRecords
 
 from training.choices import ComfyUnloadMode
+
+ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")
+# The web app's own settings: a node's trainer never gets them, whatever staff type.
+FORBIDDEN_TRAINER_ENV = frozenset(
+    {
+        "SECRET_KEY",
+        "DATABASE_URL",
+        "REDIS_URL",
+        "DJANGO_SUPERUSER_PASSWORD",
+        "DJANGO_SETTINGS_MODULE",
+    }
+)
+
+
+def trainer_env_problems(env: object) -> list[str]:
+    """What is wrong with a node's trainer environment (empty when nothing)."""
+    if not isinstance(env, dict):
+        return ["Must be a JSON object of NAME: value."]
+    problems = []
+    for name, value in env.items():
+        if not ENV_NAME.match(str(name)):
+            problems.append(f"{name!r}: a name is capitals, digits and _ (e.g. HF_HOME).")
+        elif name in FORBIDDEN_TRAINER_ENV or name.startswith("LORASTUDIO_"):
+            problems.append(f"{name}: the web app's own setting; the trainer never gets it.")
+        elif not isinstance(value, str) or "\x00" in value:
+            problems.append(f"{name}: the value must be text.")
+    return problems
+
 
 node_name_validator = RegexValidator(
     r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$",
@@ -40,6 +70,21 @@ class GPUNode(models.Model):
     sdscripts_version = models.CharField(max_length=100, blank=True, editable=False)
     work_dir = models.CharField(
         max_length=500, blank=True, help_text="Where runs are prepared; default: the data dir."
+    )
+    tokenizer_cache_dir = models.CharField(
+        max_length=500,
+        blank=True,
+        verbose_name="tokenizer cache folder",
+        help_text="sd-scripts' --tokenizer_cache_dir: tokenizers saved here are loaded without "
+        "internet (an offline node needs it, or a filled Hugging Face cache in its trainer "
+        "environment).",
+    )
+    trainer_env = models.JSONField(
+        default=dict,
+        blank=True,
+        verbose_name="trainer environment",
+        help_text='Extra environment for the trainer, e.g. {"HF_HOME": "/srv/hf", '
+        '"HF_HUB_OFFLINE": "1"}. Names in capitals; the web app\'s secrets never reach it.',
     )
     lora_dir = models.CharField(
         max_length=500,
@@ -71,6 +116,11 @@ class GPUNode(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def clean(self) -> None:
+        problems = trainer_env_problems(self.trainer_env)
+        if problems:
+            raise ValidationError({"trainer_env": problems})
 
     @property
     def is_online(self) -> bool:

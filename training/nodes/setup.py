@@ -19,6 +19,7 @@ NODE_FIELDS = (
     "lora_dir",
     "models_root",
     "work_dir",
+    "tokenizer_cache_dir",
 )
 
 

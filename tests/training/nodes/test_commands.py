@@ -149,3 +149,35 @@ def test_check_node_reports_problems_with_fixes(ready_node, home, settings):
 def test_check_node_needs_a_registered_node():
     with pytest.raises(CommandError, match="register_node"):
         run("check_node", "--name", "nowhere")
+
+
+@pytest.mark.django_db
+def test_register_node_sets_the_offline_trainer_settings(tmp_path):
+    tokenizers = str(tmp_path / "tokenizers")
+    run(
+        "register_node", "--name", "gpu-a", "--tokenizer-cache-dir", tokenizers,
+        "--trainer-env", "HF_HUB_OFFLINE=1", "--trainer-env", "HF_HOME=/srv/hf",
+    )  # fmt: skip
+    node = GPUNode.objects.get(name="gpu-a")
+    assert node.tokenizer_cache_dir == tokenizers
+    assert node.trainer_env == {"HF_HUB_OFFLINE": "1", "HF_HOME": "/srv/hf"}
+    run("register_node", "--name", "gpu-a", "--trainer-env", "HF_HOME=")
+    node.refresh_from_db()
+    assert node.trainer_env == {"HF_HUB_OFFLINE": "1"}
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "pair, message",
+    [
+        ("SECRET_KEY=abc", "the web app's own setting"),
+        ("LORASTUDIO_NODE=x", "the web app's own setting"),
+        ("hf_home=/x", "a name is capitals"),
+        ("NOEQUALS", "write KEY=VALUE"),
+    ],
+)
+def test_register_node_refuses_a_bad_trainer_environment(pair, message):
+    make_node(name="gpu-a", trainer_env={"HF_HUB_OFFLINE": "1"})
+    with pytest.raises(CommandError, match=message):
+        run("register_node", "--name", "gpu-a", "--trainer-env", pair)
+    assert GPUNode.objects.get(name="gpu-a").trainer_env == {"HF_HUB_OFFLINE": "1"}

@@ -26,6 +26,15 @@ class Command(BaseCommand):
         parser.add_argument("--models-root", help="Base folder of relative model paths.")
         parser.add_argument("--work-dir", help="Where runs are prepared.")
         parser.add_argument(
+            "--tokenizer-cache-dir",
+            help="Folder of saved tokenizers (sd-scripts --tokenizer_cache_dir), offline nodes.",
+        )
+        parser.add_argument(
+            "--trainer-env", action="append", default=[], metavar="KEY=VALUE",
+            help="Extra environment for the trainer, e.g. HF_HUB_OFFLINE=1 (repeatable; "
+            "KEY= removes KEY).",
+        )  # fmt: skip
+        parser.add_argument(
             "--detect", type=Path, metavar="HOME", help="Look for sd-scripts/ComfyUI/SwarmUI here."
         )
         parser.add_argument(
@@ -48,6 +57,7 @@ class Command(BaseCommand):
                     self.style.WARNING("sd-scripts: not found (sd3_train_network.py)")
                 )
         values |= {f: opts[f] for f in NODE_FIELDS if opts[f] is not None}
+        env_changes = self._env_changes(opts["trainer_env"])
         for field in NODE_FIELDS:
             if field in values:
                 self.stdout.write(f"{field}: {values[field]}")
@@ -59,6 +69,10 @@ class Command(BaseCommand):
         changed = [f for f in NODE_FIELDS if f in values and getattr(node, f) != values[f]]
         for field in changed:
             setattr(node, field, values[field])
+        env = {k: v for k, v in {**node.trainer_env, **env_changes}.items() if v != ""}
+        if env != node.trainer_env:
+            node.trainer_env = env
+            changed.append("trainer_env")
         try:
             node.full_clean()
         except ValidationError as exc:
@@ -69,3 +83,13 @@ class Command(BaseCommand):
             node.save()
         verb = "Registered" if created else ("Updated" if changed else "Unchanged:")
         self.stdout.write(self.style.SUCCESS(f"{verb} node {node.name}"))
+
+    def _env_changes(self, pairs: list[str]) -> dict[str, str]:
+        """KEY=VALUE options as a dict ("" removes KEY); bad pairs are a CommandError."""
+        changes = {}
+        for pair in pairs:
+            key, sep, value = pair.partition("=")
+            if not sep or not key:
+                raise CommandError(f"trainer-env: write KEY=VALUE, not {pair!r}")
+            changes[key] = value
+        return changes
