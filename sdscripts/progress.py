@@ -9,6 +9,15 @@ from typing import Literal
 PieceKind = Literal["line", "progress"]
 
 _SEP = re.compile(r"(\r\n|\r|\n)")
+# Terminal control: CSI sequences (tqdm's nested bars write ESC[A, cursor up), other ESC
+# sequences, and C0 control characters but tab.
+_TERMINAL = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b[@-Z\\-_]|[\x00-\x08\x0b-\x1f\x7f]")
+
+
+def strip_terminal(text: str) -> str:
+    """`text` without terminal control sequences."""
+    return _TERMINAL.sub("", text)
+
 
 # Any tqdm bar: "[00:16<00:16,  4.18s/it, ...]" or "[00:16, 4.18it/s]" after a count or a bar.
 _TIME = r"\d+:\d\d(?::\d\d)?"
@@ -93,7 +102,9 @@ class StreamSplitter:
             end -= 2
         out: list[Piece] = []
         for i in range(0, end, 2):
-            fragment = parts[i]
+            fragment = strip_terminal(parts[i])
+            if fragment != parts[i] and not fragment.strip():
+                continue  # it held nothing but control sequences
             kind: PieceKind = "progress" if parts[i + 1] == "\r" else "line"
             if kind == "line" and "|" not in fragment and "[" not in fragment:
                 out.append(Piece(fragment, "line"))
@@ -103,7 +114,10 @@ class StreamSplitter:
 
     def flush(self) -> list[Piece]:
         """Return what is left at end of stream."""
-        tail, self._tail = self._tail, ""
+        tail, self._tail = (
+            strip_terminal(self._tail.rstrip("\r")) + ("\r" if self._tail.endswith("\r") else ""),
+            "",
+        )
         if tail.endswith("\r"):
             return _pieces(tail[:-1], "progress")
         if not tail:

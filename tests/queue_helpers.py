@@ -14,7 +14,7 @@ from PIL import Image
 
 from datasets.services import add_images, create_dataset, save_captions
 from tests.factories import make_base_model, make_gpu, make_node
-from tests.paths import FAKE_TRAINERS
+from tests.paths import FAKE_TRAINERS, FIXTURES
 from training import services
 
 
@@ -67,7 +67,9 @@ def fake_sdscripts(folder: Path, trainer: str) -> Path:
     return folder
 
 
-def submit_fake_sd15(owner, tmp_path: Path, trainer: str, **node_kw):
+def submit_fake_sd15(
+    owner, tmp_path: Path, trainer: str, *, params=None, sample_prompts="", **node_kw
+):
     """An SD 1.5 run on a node with one fake 24 GB GPU whose sd-scripts is a fake trainer."""
     checkpoint = tmp_path / "models" / "sd15.safetensors"
     checkpoint.parent.mkdir(parents=True, exist_ok=True)
@@ -83,8 +85,17 @@ def submit_fake_sd15(owner, tmp_path: Path, trainer: str, **node_kw):
         owner,
         dataset=make_image_dataset(owner),
         base_model=base,
-        params={"max_train_epochs": 1},
+        params={"max_train_epochs": 1, **(params or {})},
+        sample_prompts=sample_prompts,
     )
+
+
+def submit_replay(owner, tmp_path: Path, fixture: str, **kw):
+    """An SD 1.5 run whose trainer replays the real sd-scripts capture `fixture`."""
+    folder = tmp_path / "sd-scripts-replay"
+    fake_sdscripts(folder, "replay")
+    (folder / "replay_fixture.txt").write_text(str(FIXTURES / "sdscripts" / f"{fixture}.jsonl"))
+    return submit_fake_sd15(owner, tmp_path, "replay", **kw)
 
 
 def database_url(settings_dict: dict) -> str:

@@ -30,6 +30,7 @@ class FailureReason(models.TextChoices):
     WORKER_LOST = "worker_lost", "Worker lost"
     NODE_OFFLINE = "node_offline", "Node offline"
     DISK_FULL = "disk_full", "Disk full"
+    MODEL_FILE = "model_file", "Damaged or unusable model file"
 
 
 # A run holding (or about to hold) a GPU.

@@ -35,6 +35,33 @@ CRASH_TAIL = (
     "ValueError: bucket_reso_steps must be divisible by 64\n"
 )
 
+DAMAGED_TAIL = (
+    "load StableDiffusion checkpoint: /m/clip.safetensors\n"
+    "load StableDiffusion checkpoint: /m/sd15.safetensors\n"
+    "safetensors_rust.SafetensorError: Error while deserializing header: HeaderTooLarge\n"
+)
+TOKENIZER_TAIL = (
+    '  File "/sd/library/strategy_base.py", line 65, in _load_tokenizer\n'
+    "TypeError: expected str, bytes or os.PathLike object, not NoneType\n"
+)
+NO_SPACE_TAIL = "OSError: [Errno 28] No space left on device: '/w/out/lora.safetensors'\n"
+FILES = {"checkpoint": "/m/sd15.safetensors", "clip_l": "/m/clip.safetensors"}
+
+
+@pytest.mark.parametrize(
+    "tail, reason, words",
+    [
+        (DAMAGED_TAIL, "model_file", "/m/sd15.safetensors"),  # the last file it loaded
+        ("SafetensorError: MetadataIncompleteBuffer\n", "model_file", "/m/clip.safetensors"),
+        (TOKENIZER_TAIL, "config", "--tokenizer-cache-dir"),
+        (NO_SPACE_TAIL, "disk_full", "free space"),
+    ],
+)
+def test_engine_failures_get_a_reason_and_advice(tail, reason, words):
+    outcome = classify_exit(1, tail, False, False, model_files=FILES)
+    assert (outcome.status, outcome.reason) == ("failed", reason)
+    assert words in outcome.message
+
 
 @pytest.mark.parametrize(
     ("returncode", "tail", "lora", "cancelled", "status", "reason", "words"),

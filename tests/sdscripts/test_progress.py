@@ -247,3 +247,21 @@ def test_flood_trainer_output_splits_into_its_lines_and_bars(tmp_path):
     assert not any(is_progress_noise(text) for text in lines)
     steps = [bar.step for bar in bars if bar is not None]
     assert steps == list(range(3001))
+
+
+@pytest.mark.parametrize(
+    "stream, expected",
+    [
+        # sd-scripts' nested sampling bar: each update is followed by ESC[A (cursor up).
+        (
+            "\n\r 50%|#####     | 1/2 [00:01<00:01,  1.32s/it]\x1b[A\nsaved\n",
+            [Piece("", "line"), Piece(" 50%|#####     | 1/2 [00:01<00:01,  1.32s/it]", "progress"),
+             Piece("saved", "line")],
+        ),
+        ("\x1b[A\n\x1b[31mred\x1b[0m\n", [Piece("red", "line")]),
+        ("bell\x07 and tab\tkept\n", [Piece("bell and tab\tkept", "line")]),
+    ],
+)  # fmt: skip
+def test_terminal_control_sequences_are_stripped_and_empty_leftovers_dropped(stream, expected):
+    splitter = StreamSplitter()
+    assert splitter.feed(stream) + splitter.flush() == expected

@@ -118,7 +118,9 @@ class Runner:
         final = self.loras.collect_all()
         self.samples.scan(final=True)
         cancelled = self.watch.cancelled
-        outcome = classify_exit(returncode, self.log.tail_text(), final.is_file(), cancelled)
+        files = self.run.base_model.model_files(self.run.node.models_root)
+        tail = self.log.tail_text()
+        outcome = classify_exit(returncode, tail, final.is_file(), cancelled, model_files=files)
         changes = {"exit_code": returncode}
         if outcome.status == "succeeded":
             published = self.loras.publish(self.run.node.lora_dir)
