@@ -8,6 +8,7 @@ the trainer process (process), the log (runlog), LoRA files (files) and samples 
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import traceback
@@ -77,15 +78,25 @@ class Runner:
             self.say(f"[LoRA Studio] {exc.message}")
             self._end(RunStatus.FAILED, reason=exc.reason, note=exc.message)
             return RunStatus.FAILED
-        except Exception as exc:
-            logger.exception("Run %s crashed in the runner", run.pk)
-            for line in traceback.format_exc().splitlines():
-                self.log.add(line)
-            note = f"The runner failed: {type(exc).__name__}: {exc}"
-            self._end(RunStatus.FAILED, reason=FailureReason.TRAINER_ERROR, note=note)
+        except OSError as exc:
+            if exc.errno != errno.ENOSPC:
+                return self._crashed(exc)
+            note = f"The disk filled up: {exc}. Free space on {run.node.name} and run it again."
+            self.say(f"[LoRA Studio] {note}")
+            self._end(RunStatus.FAILED, reason=FailureReason.DISK_FULL, note=note)
             return RunStatus.FAILED
+        except Exception as exc:
+            return self._crashed(exc)
         finally:
             self.cleanup()
+
+    def _crashed(self, exc: Exception) -> str:
+        logger.exception("Run %s crashed in the runner", self.run.pk)
+        for line in traceback.format_exc().splitlines():
+            self.log.add(line)
+        note = f"The runner failed: {type(exc).__name__}: {exc}"
+        self._end(RunStatus.FAILED, reason=FailureReason.TRAINER_ERROR, note=note)
+        return RunStatus.FAILED
 
     def say(self, line: str) -> None:
         self.log.add(line)

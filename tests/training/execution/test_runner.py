@@ -193,3 +193,22 @@ def test_not_enough_free_memory_sends_the_run_back_to_the_queue(student, tmp_pat
     assert "has 0.5 GB free" in back.note
     # Dispatch now knows the GPU is nearly full and says so instead of retrying it at once.
     assert "best is" in run.status_message and "with 0.5 GB" in run.status_message
+
+
+def test_a_disk_that_fills_up_while_preparing_fails_as_disk_full(student, tmp_path):
+    from tests.factories import make_node
+
+    full = tmp_path / "small-disk"
+    full.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4k", "tmpfs", str(full)])
+    if mounted.returncode != 0:
+        pytest.skip("mounting a 4 KiB tmpfs needs root")
+    try:
+        run = _assigned(submit_demo(student, node=make_node(work_dir=str(full))))
+        assert runner.execute(run.pk) == RunStatus.FAILED
+        run.refresh_from_db()
+        assert run.failure_reason == "disk_full"
+        assert "No space left on device" in run.status_message
+        assert "[LoRA Studio] The disk filled up" in _log(run)
+    finally:
+        subprocess.run(["umount", str(full)])
