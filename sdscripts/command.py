@@ -7,6 +7,7 @@ and staff extra flags against the same list.
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -102,6 +103,11 @@ class BuiltCommand:
 def accepted_flags(script: str) -> frozenset[str]:
     """The option names `script` accepts (KeyError for a script we do not know)."""
     return DEMO_FLAGS if script == spec("demo").script else ACCEPTED_FLAGS[script]
+
+
+def command_text(argv: list[str]) -> str:
+    """The command as one line a user can paste into a shell (each argument quoted as needed)."""
+    return shlex.join(argv)
 
 
 def format_value(value: object) -> str:

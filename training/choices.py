@@ -73,6 +73,7 @@ class ArtifactKind(models.TextChoices):
     EPOCH = "epoch", "Epoch checkpoint"
     STEP = "step", "Step checkpoint"
     FINAL = "final", "Final LoRA"
+    STATE = "state", "Training state (zip, to resume from)"
 
 
 class EventKind(models.TextChoices):

@@ -12,6 +12,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
 from datasets.models import Dataset
+from sdscripts.command import command_text
 from sdscripts.params import ParamError
 from training import scheduler, services
 from training.choices import ON_GPU, RunStatus
@@ -164,7 +165,7 @@ def run_detail(request, pk: int):
         "artifacts": run.artifacts.all(),
         "samples": run.samples.all(),
         "queue_position": scheduler.queue_position(run),
-        "argv_text": " ".join(run.argv or []),
+        "argv_text": command_text(run.argv or []),
         "log_chunks": RunLog.objects.filter(run=run).count(),
     }
     return render(request, "training/run_detail.html", context)

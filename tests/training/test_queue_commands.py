@@ -61,6 +61,17 @@ def test_runs_table_shows_queue_position_and_reason(student):
     assert "#1 in queue" in output and "no GPU node is online" in output
 
 
+def test_runs_all_shows_the_whole_reason_a_run_failed(student):
+    from training.lifecycle import transition
+
+    run = submit_demo(student)
+    advice = "A model file is damaged or not what its architecture needs (/m/x.safetensors): " * 2
+    for status in ("assigned", "preparing", "running"):
+        transition(run, status)
+    transition(run, "failed", reason="model_file", note=advice)
+    assert f"model_file: {advice}" in run_cmd("runs", "--all")
+
+
 def test_cancel_command(student):
     run = submit_demo(student)
     assert "is cancelled" in run_cmd("cancel", str(run.pk))

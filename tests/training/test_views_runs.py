@@ -143,7 +143,7 @@ def test_other_students_dataset_is_not_offered(
 def test_run_page_shows_command_config_timeline_and_files(student_client, student):
     run = submit_demo(student)
     TrainingRun.objects.filter(pk=run.pk).update(
-        argv=["python", "-m", "demo_trainer", "--network_dim", "4"],
+        argv=["python", "-m", "demo_trainer", "--network_dim", "4", "--out", "/w/10_sks dog"],
         dataset_config="[[datasets]]\nresolution = 32\n",
     )
     artifact = LoraArtifact.objects.create(
@@ -152,7 +152,8 @@ def test_run_page_shows_command_config_timeline_and_files(student_client, studen
     response = student_client.get(reverse("training:run-detail", args=[run.pk]))
     html = response.content.decode()
     assert response.status_code == 200
-    assert "python -m demo_trainer --network_dim 4" in html
+    # One line a user can paste into a shell: the path with a space is quoted.
+    assert "python -m demo_trainer --network_dim 4 --out &#x27;/w/10_sks dog&#x27;" in html
     assert "resolution = 32" in html
     assert "draft → queued" in html
     assert reverse("training:artifact-download", args=[run.pk, artifact.pk]) in html

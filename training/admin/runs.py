@@ -6,6 +6,7 @@ from django.contrib import admin, messages
 from django.utils.html import format_html
 from simple_history.admin import SimpleHistoryAdmin
 
+from sdscripts.command import command_text
 from training.admin.actions import REFUSALS, RUN_ACTIONS, RunActionForm, refusal_text
 from training.admin.common import ReadOnlyInline, mib
 from training.choices import ACTIVE, TERMINAL
@@ -253,6 +254,6 @@ class TrainingRunAdmin(SimpleHistoryAdmin):
     def vram(self, run):
         return f"{mib(run.vram_estimate_mib)} / {mib(run.vram_peak_mib)}"
 
-    @admin.display(description="argv")
+    @admin.display(description="Command")
     def argv_text(self, run):
-        return format_html("<pre>{}</pre>", " ".join(run.argv or []))
+        return format_html("<pre>{}</pre>", command_text(run.argv or []))

@@ -11,6 +11,7 @@ import hashlib
 import os
 import re
 import shutil
+import zipfile
 from pathlib import Path
 
 from django.conf import settings
@@ -20,6 +21,7 @@ from training.choices import ArtifactKind
 from training.models import LoraArtifact
 
 _EPOCH_FILE = re.compile(r"-(\d{6})\.safetensors$")
+_EPOCH_STATE = re.compile(r"-(\d{6})-state$")
 _STEP_FILE = re.compile(r"-step(\d{8})\.safetensors$")
 
 
@@ -92,13 +94,33 @@ class LoraCollector:
         )
 
     def collect_all(self) -> Path:
-        """Collect every LoRA the trainer left, the final one last; return the final's path."""
+        """Collect every LoRA the trainer left, the final one last, and its saved training
+        states (`--save_state` folders, as zips); return the final LoRA's path."""
         final = self.final_path
         for path in sorted(self.output_dir.glob(f"{self.output_name}*.safetensors")):
             if path != final:
                 self.collect(path)
         self.collect(final)
+        for folder in sorted(self.output_dir.glob(f"{self.output_name}*-state")):
+            if folder.is_dir():
+                self.collect_state(folder)
         return final
+
+    def collect_state(self, folder: Path) -> LoraArtifact:
+        """Store a training-state folder as one zip (stored, not compressed) and record it."""
+        archive = folder.with_name(folder.name + ".zip")
+        with zipfile.ZipFile(archive, "w", zipfile.ZIP_STORED) as zf:
+            for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+                zf.write(path, f"{folder.name}/{path.relative_to(folder).as_posix()}")
+        match = _EPOCH_STATE.search(folder.name)
+        return LoraArtifact.objects.create(
+            run=self.run,
+            kind=ArtifactKind.STATE,
+            epoch=int(match[1]) if match else None,
+            file=store_file(self.run.pk, archive),
+            size_bytes=archive.stat().st_size,
+            sha256=sha256_of(archive),
+        )
 
     def publish(self, lora_dir: str) -> str:
         """Copy the final LoRA into `lora_dir`/<owner>/; return where (or "" when not)."""

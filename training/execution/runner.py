@@ -18,6 +18,7 @@ from django.conf import settings
 from django.db import close_old_connections
 from django.utils import timezone
 
+from sdscripts.command import command_text
 from sdscripts.outcome import classify_exit
 from sdscripts.vram import oom_advice
 from training.choices import FailureReason, RunStatus
@@ -106,7 +107,7 @@ class Runner:
         run = self.run
         env = {**os.environ, **command.env, "PYTHONUNBUFFERED": "1"}
         env["CUDA_VISIBLE_DEVICES"] = str(run.gpu.index) if run.gpu_id else ""
-        self.say("[LoRA Studio] Starting: " + " ".join(command.argv))
+        self.say("[LoRA Studio] Starting: " + command_text(command.argv))
         cwd = command.cwd or str(settings.BASE_DIR)
         self.trainer = TrainerProcess(command.argv, cwd=cwd, env=env)
         transition(

@@ -117,3 +117,22 @@ def test_work_directory_refuses_a_node_without_the_model_files(student, tmp_path
         workdir.prepare(run, node)
     assert failure.value.reason == FailureReason.MISSING_FILES
     assert "sd15.safetensors" in failure.value.message
+
+
+def test_saved_training_states_are_kept_as_zips_beside_the_loras(student, tmp_path, settings):
+    import zipfile
+
+    settings.MEDIA_ROOT = tmp_path / "media"
+    run = make_run(owner=student)
+    out = tmp_path / "output"
+    for folder in ("lora-run1-000001-state", "lora-run1-state"):
+        (out / folder).mkdir(parents=True)
+        (out / folder / "optimizer.bin").write_bytes(b"state of " + folder.encode())
+    (out / "lora-run1.safetensors").write_bytes(b"final")
+
+    LoraCollector(run, out, "lora-run1").collect_all()
+    states = list(run.artifacts.filter(kind=ArtifactKind.STATE).order_by("pk"))
+    assert [s.epoch for s in states] == [1, None]
+    with zipfile.ZipFile(states[0].file.path) as zf:
+        assert zf.read("lora-run1-000001-state/optimizer.bin") == b"state of lora-run1-000001-state"
+    assert states[1].file.name == f"runs/{run.pk}/lora-run1-state.zip"

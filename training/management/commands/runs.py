@@ -9,7 +9,10 @@ from training.scheduler import queue_positions
 
 
 class Command(BaseCommand):
-    help = "Show runs: id, owner, model, status, place, progress and why queued runs wait."
+    help = (
+        "Show runs: id, owner, model, status, place, progress, why queued runs wait and how "
+        "finished runs ended."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument("--all", action="store_true", help="Finished runs too.")
@@ -35,7 +38,8 @@ class Command(BaseCommand):
             if run.pk in positions:
                 detail = f"#{positions[run.pk]} in queue. {run.status_message}"
             elif run.is_terminal:
-                detail = run.failure_reason or run.status_message[:60]
+                # The whole message: it is what says why a run failed and what to do.
+                detail = ": ".join(filter(None, (run.failure_reason, run.status_message)))
             else:
                 detail = progress_bar(run.step, run.total_steps, width=20)
             self.stdout.write(

@@ -1,14 +1,13 @@
 """Plan (and submit) a training run from the command line; `--dry-run --json` creates nothing."""
 
 import json
-import shlex
 
 from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
 from datasets.models import Dataset
-from sdscripts.command import build_command
+from sdscripts.command import build_command, command_text
 from sdscripts.params import ParamError, parse_set_options
 from training.models import BaseModel, GPUNode, Preset
 from training.planning import RUN_KEY_PLACEHOLDER, RunRequest, plan_run
@@ -134,7 +133,7 @@ class Command(BaseCommand):
         if as_json:
             self.stdout.write(json.dumps(out))
             return
-        self.stdout.write(shlex.join(built.argv))
+        self.stdout.write(command_text(built.argv))
         self.stdout.write(plan.vram.message)
         for reason in plan.blocking:
             self.stdout.write(self.style.WARNING(f"Would be refused: {reason}"))
