@@ -15,6 +15,7 @@ from sdscripts.architectures import FILE_ROLES, ArchSpec, spec
 from sdscripts.flags import ACCEPTED_FLAGS
 from sdscripts.params import PARAMS, ParamError
 from sdscripts.prompts import prompt_file_text
+from sdscripts.rules import samples_during_training
 
 DATASET_TOML = "dataset.toml"
 SAMPLE_PROMPTS_TXT = "sample_prompts.txt"
@@ -30,7 +31,13 @@ SUBSET_KEYS = (
     "caption_dropout_rate",
 )
 # Knobs consumed here in a special way (not emitted as `--name value`).
-SPECIAL_KEYS = {"resolution", "train_batch_size", "sample_every_n_epochs", "sample_steps"}
+SPECIAL_KEYS = {
+    "resolution",
+    "train_batch_size",
+    "sample_every_n_epochs",
+    "sample_every_n_steps",
+    "sample_steps",
+}
 
 # sd-scripts' low-VRAM Adafactor recipe (docs/sd-scripts.md).
 ADAFACTOR_ARGS = ("relative_step=False", "scale_parameter=False", "warmup_init=False")
@@ -207,6 +214,8 @@ def _param_flags(params: dict) -> list[str]:
         value = params.get(key)
         if key in SPECIAL_KEYS or key in DATASET_KEYS or key in SUBSET_KEYS or value is None:
             continue
+        if key == "max_train_epochs" and params.get("max_train_steps"):
+            continue  # sd-scripts lets epochs override steps: emit only the one chosen
         if PARAMS[key].kind == "bool":
             if value:
                 flags.append(f"--{key}")
@@ -220,10 +229,13 @@ def _param_flags(params: dict) -> list[str]:
 
 
 def _sample_flags(job: TrainJob, prompts_path: str) -> list[str]:
-    every = job.params.get("sample_every_n_epochs")
-    if not (job.sample_prompts and every):
+    if not (job.sample_prompts and samples_during_training(job.params)):
         return []
-    return ["--sample_prompts", prompts_path, "--sample_every_n_epochs", format_value(every)]
+    flags = ["--sample_prompts", prompts_path]
+    for key in ("sample_every_n_epochs", "sample_every_n_steps"):
+        if job.params.get(key):
+            flags += [f"--{key}", format_value(job.params[key])]
+    return flags
 
 
 def check_flags(script: str, argv: list[str]) -> None:

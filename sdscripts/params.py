@@ -76,11 +76,15 @@ _ALL, _SD = "", SD_SCRIPTS
 PARAMS: dict[str, Param] = {
     p.name: p
     for p in [
+        # sd-scripts itself has no lower bound (64 px trains; samples are at least 64 px).
         _p("resolution", "int", 1024, _ALL, "Training resolution in pixels (square).",
-           min=256, max=2048),
+           min=64, max=2048),
         _p("train_batch_size", "int", 1, _ALL, "Images per step.", min=1, max=16),
         _p("max_train_epochs", "int", 10, _ALL, "Number of passes over the dataset.",
            min=1, max=200),
+        _p("max_train_steps", "int", None, _SD,
+           "Train for this many steps instead (it overrides the epochs).", min=1, max=1_000_000,
+           optional=True),
         _p("network_dim", "int", 32, _ALL, "LoRA rank: capacity and file size.", min=1, max=256),
         _p("network_alpha", "float", 16.0, _ALL, "LoRA alpha: scales the update (often dim/2).",
            min=0.001, max=256),
@@ -100,8 +104,12 @@ PARAMS: dict[str, Param] = {
            choices=("float", "fp16", "bf16"), student=False),
         _p("seed", "int", 42, _ALL, "Random seed.", min=0, max=2**31 - 1),
         _p("save_every_n_epochs", "int", 1, _ALL, "Save a LoRA every N epochs.", min=1, max=200),
+        _p("save_every_n_steps", "int", None, _SD, "Also save a LoRA every N steps.",
+           min=1, max=1_000_000, optional=True),
         _p("sample_every_n_epochs", "int", 1, _ALL, "Sample images every N epochs (0 = never).",
            min=0, max=200),
+        _p("sample_every_n_steps", "int", None, _SD, "Also sample images every N steps.",
+           min=1, max=1_000_000, optional=True),
         _p("sample_steps", "int", 20, _ALL, "Denoising steps per sample image.", min=1, max=100),
         _p("gradient_checkpointing", "bool", False, _SD,
            "Recompute activations: much less memory, about 20-30 % slower."),
@@ -323,6 +331,16 @@ def validate_params(
                         errors[key] = "only staff may change this; leave it at the preset value"
                         continue
             result[key] = typed
+
+    explicit = set(base or {}) | set(values or {})
+    if "min_bucket_reso" in result and "min_bucket_reso" not in explicit:
+        # Below the default smallest bucket, buckets start at the resolution itself.
+        resolution = result.get("resolution")
+        if isinstance(resolution, int) and resolution < result["min_bucket_reso"]:
+            step = arch.bucket_step
+            result["min_bucket_reso"] = max(
+                PARAMS["min_bucket_reso"].min, resolution // step * step
+            )
 
     for key, value in result.items():
         if key in errors:

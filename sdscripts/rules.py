@@ -8,6 +8,11 @@ from __future__ import annotations
 from sdscripts.architectures import SD_SCRIPTS, ArchSpec
 
 
+def samples_during_training(params: dict) -> bool:
+    """Whether the run draws sample images while it trains (every N epochs or N steps)."""
+    return bool(params.get("sample_every_n_epochs") or params.get("sample_every_n_steps"))
+
+
 def cross_field_errors(arch: ArchSpec, v: dict) -> dict[str, str]:
     """Errors of the rules that involve several knobs; `v` is completed in place.
 
@@ -53,7 +58,9 @@ def cross_field_errors(arch: ArchSpec, v: dict) -> dict[str, str]:
         errors["lr_warmup_steps"] = (
             "the 'constant' scheduler takes no warm-up; set 0 or use constant_with_warmup"
         )
-    if v.get("save_every_n_epochs", 1) > v.get("max_train_epochs", 1):
+    if not v.get("max_train_steps") and v.get("save_every_n_epochs", 1) > v.get(
+        "max_train_epochs", 1
+    ):
         errors["save_every_n_epochs"] = "must not exceed max_train_epochs"
     if SD_SCRIPTS in arch.features and v.get("enable_bucket"):
         step = v["bucket_reso_steps"]

@@ -25,6 +25,7 @@ from sdscripts.command import Subset, TrainJob, validate_extra_flags
 from sdscripts.params import validate_params
 from sdscripts.prompts import clean_prompt
 from sdscripts.prompts import sample_prompts as sample_prompts_of
+from sdscripts.rules import samples_during_training
 from training.selectors import candidate_gpus, largest_gpu_mib
 
 # Planning budget when the lab has no GPU registered yet (a 24 GB card).
@@ -171,7 +172,7 @@ def plan_run(request: RunRequest) -> RunPlan:
         blocking += [f"Dataset: {f.message} {f.action}" for f in lint.errors]
 
     prompts = request.sample_prompts
-    if not prompts.strip() and values.get("sample_every_n_epochs") and request.dataset:
+    if not prompts.strip() and samples_during_training(values) and request.dataset:
         prompts = default_sample_prompts(request.dataset)
     return RunPlan(
         request=request,

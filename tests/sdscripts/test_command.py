@@ -234,3 +234,16 @@ def test_result_is_a_built_command_with_list_argv():
     built = build_command(make_job("sd15"))
     assert isinstance(built, BuiltCommand)
     assert isinstance(built.argv, list) and all(isinstance(a, str) for a in built.argv)
+
+
+def test_steps_replace_epochs_and_sampling_every_n_steps_is_emitted():
+    built = build_command(
+        make_job("sd15", {"max_train_steps": 500, "sample_every_n_steps": 100,
+                          "sample_every_n_epochs": 0, "save_every_n_steps": 50})
+    )  # fmt: skip
+    assert flag_value(built.argv, "--max_train_steps") == "500"
+    assert "--max_train_epochs" not in built.argv  # sd-scripts would let epochs win
+    assert flag_value(built.argv, "--sample_every_n_steps") == "100"
+    assert flag_value(built.argv, "--save_every_n_steps") == "50"
+    assert "--sample_every_n_epochs" not in built.argv
+    assert flag_value(built.argv, "--sample_prompts") == "/work/run-7/sample_prompts.txt"

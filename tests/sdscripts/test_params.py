@@ -187,3 +187,15 @@ def test_extra_flags_from_the_scripts_own_list_pass(target, flags):
 def test_extra_flags_outside_the_list_are_refused(target, flags):
     with pytest.raises(ParamError):
         validate_extra_flags(target, flags)
+
+
+def test_sd15_trains_at_64_px_as_sd_scripts_does_and_buckets_follow():
+    values = validate_params("sd15", {"resolution": 64})
+    assert (values["resolution"], values["min_bucket_reso"]) == (64, 64)
+    with pytest.raises(ParamError, match="min_bucket_reso: must be at most the resolution"):
+        validate_params("sd15", {"resolution": 64, "min_bucket_reso": 256})
+
+
+def test_the_demo_trains_by_epochs_only():
+    with pytest.raises(ParamError, match="max_train_steps: not available for demo"):
+        validate_params("demo", {"max_train_steps": 10})

@@ -71,9 +71,18 @@ def test_a_real_run_gives_each_step_its_own_loss_its_files_and_a_clean_log(stude
     assert bars == []  # bars are progress, not log lines
 
 
-def test_step_saves_become_step_artifacts(student, tmp_path):
-    run = replayed(student, tmp_path, "sd15_save_every_n_steps")
+def test_steps_instead_of_epochs_with_step_saves_and_step_samples(student, tmp_path):
+    params = {"max_train_steps": 6, "save_every_n_steps": 2, "sample_every_n_steps": 3}
+    params["sample_every_n_epochs"] = 0
+    run = replayed(student, tmp_path, "sd15_save_every_n_steps", params=params)
     assert run.status == RunStatus.SUCCEEDED, run.status_message
+    argv = run.argv
+    assert argv[argv.index("--max_train_steps") + 1] == "6" and "--max_train_epochs" not in argv
+    assert argv[argv.index("--save_every_n_steps") + 1] == "2"
+    assert argv[argv.index("--sample_every_n_steps") + 1] == "3"
+    assert "--sample_every_n_epochs" not in argv
+    # Sampled at steps 3 and 6, with the dataset's captions as prompts (the box was empty).
+    assert sorted(run.samples.values_list("step", "index")) == [(3, 0), (3, 1), (6, 0), (6, 1)]
     steps = sorted(s for s in run.artifacts.filter(kind="step").values_list("step", flat=True))
     assert steps == [2, 4, 6]
     assert run.artifacts.filter(kind="final").count() == 1
