@@ -44,7 +44,7 @@ class RunRequest:
     preset: Any = None
     params: dict = field(default_factory=dict)  # overrides of the preset's values
     regularization: Any = None
-    extra_flags: tuple[str, ...] = ()
+    extra_flags: tuple[str, ...] = ()  # staff only: more sd-scripts options for this run
     sample_prompts: str = ""
     name: str = ""
     use_planner: bool = True  # let the planner add memory savers
@@ -151,7 +151,9 @@ def plan_run(request: RunRequest) -> RunPlan:
         base=dict(preset.values) if preset is not None else None,
         student=student,
     )
-    flags = validate_extra_flags(arch, list(request.extra_flags)) if request.extra_flags else ()
+    # The preset's extra flags (staff curate them) come first; a request's only from staff.
+    preset_flags = list(preset.extra_flags or ()) if preset is not None else []
+    flags = validate_extra_flags(arch, [*preset_flags, *request.extra_flags])
 
     largest = largest_gpu_mib()
     budget = request.budget_mib or largest or DEFAULT_BUDGET_MIB

@@ -245,3 +245,33 @@ def test_bulk_delete_refuses_a_selection_with_an_active_run(staff_client, studen
     assert not TrainingRun.objects.filter(pk=done.pk).exists()
     change = reverse("admin:training_trainingrun_delete", args=[waiting.pk])
     assert staff_client.get(change).status_code == 403
+
+
+@pytest.mark.django_db
+def test_preset_extra_flags_are_checked_against_the_script_and_reach_student_runs(
+    staff_client, student
+):
+    from tests.queue_helpers import make_image_dataset
+    from training.planning import RunRequest, plan_run
+
+    model = make_base_model(name="SD15", architecture="sd15", checkpoint="/m/sd15.safetensors")
+    url = reverse("admin:training_preset_add")
+    data = {
+        "name": "SD 1.5 min-SNR", "architecture": "sd15", "values": "{}", "locked": "[]",
+        "bounds": "{}", "extra_flags": '["--min_snr_gamma", "5", "--clip_g", "/x"]',
+        "enabled": "on", "sort_order": "10",
+    }  # fmt: skip
+    response = staff_client.post(url, data)
+    assert response.status_code == 200 and "train_network.py has no option --clip_g" in (
+        response.content.decode()
+    )
+    assert not Preset.objects.filter(name="SD 1.5 min-SNR").exists()
+
+    data["extra_flags"] = '["--min_snr_gamma", "5"]'
+    assert staff_client.post(url, data).status_code == 302
+    preset = Preset.objects.get(name="SD 1.5 min-SNR")
+    plan = plan_run(
+        RunRequest(owner=student, base_model=model, preset=preset,
+                   dataset=make_image_dataset(student, images=1))
+    )  # fmt: skip
+    assert plan.extra_flags == ("--min_snr_gamma", "5")

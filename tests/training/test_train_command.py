@@ -240,3 +240,53 @@ def test_register_base_model_takes_gemma2_for_lumina(db):
     assert model.gemma2 == "gemma_2_2b.safetensors"
     with pytest.raises(CommandError, match="gemma2: This architecture needs this file"):
         register("Lumina 2", "lumina2", checkpoint="l.safetensors", ae="ae.safetensors")
+
+
+@pytest.mark.parametrize(
+    "flag",
+    [
+        "--huber_scale=1.0", "--lr_decay_steps=100", "--lr_scheduler_min_lr_ratio=0.1",
+        "--lr_scheduler_timescale=100", "--metadata_trigger_phrase=sks",
+        "--metadata_usage_hint=portraits",
+    ],
+)  # fmt: skip
+def test_staff_extra_flags_reach_the_command_including_options_the_old_list_refused(staff, flag):
+    register("SD15", "sd15", checkpoint="/m/sd15.safetensors")
+    make_trainable_dataset(owner=staff, name="dogs")
+    args = ("--dataset", "dogs", "--base-model", "SD15", f"--extra-flag={flag}")
+    out = dry_run(*args)
+    assert flag in out["argv"] and out["verdict"] == "ok"
+    submit(*args)
+    assert TrainingRun.objects.get().extra_flags == [flag]
+
+
+def test_flux_only_options_pass_for_flux_and_not_elsewhere(staff, flux):
+    make_trainable_dataset(owner=staff, name="dogs")
+    register("SD15", "sd15", checkpoint="/m/sd15.safetensors")
+    out = dry_run("--dataset", "dogs", "--base-model", "FLUX dev", "--extra-flag=--split_mode")
+    assert "--split_mode" in out["argv"]
+    with pytest.raises(CommandError, match="train_network.py has no option --split_mode"):
+        dry_run("--dataset", "dogs", "--base-model", "SD15", "--extra-flag=--split_mode")
+
+
+@pytest.mark.parametrize(
+    "flag, message",
+    [
+        ("--output_dir=/tmp", "is set by LoRA Studio"),
+        ("--bogus_option=1", "has no option --bogus_option"),
+    ],
+)
+def test_bad_extra_flags_are_refused_and_create_nothing(staff, flag, message):
+    register("SD15", "sd15", checkpoint="/m/sd15.safetensors")
+    make_trainable_dataset(owner=staff, name="dogs")
+    with pytest.raises(CommandError, match=message):
+        submit("--dataset", "dogs", "--base-model", "SD15", f"--extra-flag={flag}")
+    assert TrainingRun.objects.count() == 0
+
+
+def test_students_cannot_pass_extra_flags(student):
+    register("SD15", "sd15", checkpoint="/m/sd15.safetensors")
+    make_trainable_dataset(owner=student, name="dogs")
+    with pytest.raises(CommandError, match="Only staff may pass extra sd-scripts flags"):
+        dry_run("--dataset", "dogs", "--base-model", "SD15", "--extra-flag=--huber_scale=1")
+    assert TrainingRun.objects.count() == 0

@@ -10,6 +10,7 @@ from simple_history.models import HistoricalRecords
 
 from sdscripts import architectures
 from sdscripts.architectures import FILE_ROLES
+from sdscripts.command import validate_extra_flags
 from sdscripts.params import ParamError, validate_params
 
 
@@ -92,6 +93,12 @@ class Preset(models.Model):
         blank=True,
         help_text='Narrower bounds for students, e.g. {"network_dim": {"min": 4, "max": 64}}.',
     )
+    extra_flags = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="Extra sd-scripts options for every run of this preset, e.g. "
+        '["--min_snr_gamma", "5", "--huber_scale=1.0"]; checked against the script\'s options.',
+    )
     enabled = models.BooleanField(default=True)
     sort_order = models.PositiveSmallIntegerField(default=100)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -113,8 +120,18 @@ class Preset(models.Model):
             errors["locked"] = "Must be a JSON list of option names."
         if not isinstance(self.bounds, dict):
             errors["bounds"] = "Must be a JSON object of option names and bounds."
+        flags = self.extra_flags
+        if not isinstance(flags, list) or not all(isinstance(x, str) for x in flags):
+            errors["extra_flags"] = 'Must be a JSON list of strings, e.g. ["--min_snr_gamma", "5"].'
         if errors:
             raise ValidationError(errors)
+        try:
+            validate_extra_flags(self.architecture, list(flags))
+        except ParamError as exc:
+            problems = "; ".join(f"{name}: {message}" for name, message in exc.errors.items())
+            raise ValidationError({"extra_flags": problems}) from None
+        except ValueError as exc:  # an unknown architecture: its field says so too
+            raise ValidationError({"architecture": str(exc)}) from None
 
         try:
             validate_params(self.architecture, dict(self.values))

@@ -36,6 +36,12 @@ class Command(BaseCommand):
             help="An sd-scripts option, e.g. network_dim=32 (repeatable).",
         )  # fmt: skip
         parser.add_argument("--owner", help="Username that owns the run.")
+        parser.add_argument(
+            "--extra-flag", action="append", default=[], metavar="--NAME[=VALUE]",
+            help="An sd-scripts option the parameters do not cover, e.g. "
+            "--extra-flag=--min_snr_gamma=5 (repeatable; staff-owned runs only; checked "
+            "against the script's own options).",
+        )  # fmt: skip
         parser.add_argument("--name", default="", help="A name for the run.")
         parser.add_argument("--dry-run", action="store_true", help="Create nothing.")
         parser.add_argument("--json", action="store_true", help="Print one JSON object.")
@@ -59,6 +65,7 @@ class Command(BaseCommand):
                 dataset=dataset,
                 preset=self._preset(opts["preset"], base_model),
                 params=parse_set_options(opts["set"]),
+                extra_flags=tuple(opts["extra_flag"]),
                 name=opts["name"],
                 use_planner=not opts["no_plan"],
                 budget_mib=opts["gpu_mib"],
@@ -147,6 +154,7 @@ class Command(BaseCommand):
             base_model=request.base_model,
             preset=request.preset,
             params=request.params,
+            extra_flags=request.extra_flags,
             name=request.name,
             use_planner=request.use_planner,
         )
