@@ -45,6 +45,7 @@ class GPUNodeAdmin(SimpleHistoryAdmin):
         "last_heartbeat",
         "status_message",
         "sdscripts_version",
+        "engine_modules",
         "created_at",
         "updated_at",
     )
@@ -59,6 +60,7 @@ class GPUNodeAdmin(SimpleHistoryAdmin):
                     "sdscripts_dir",
                     "sdscripts_python",
                     "sdscripts_version",
+                    "engine_modules",
                     "work_dir",
                     "lora_dir",
                 )

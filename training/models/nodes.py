@@ -68,6 +68,13 @@ class GPUNode(models.Model):
         max_length=500, blank=True, verbose_name="sd-scripts Python", help_text="Its venv's python."
     )
     sdscripts_version = models.CharField(max_length=100, blank=True, editable=False)
+    engine_modules = models.JSONField(
+        default=dict,
+        blank=True,
+        editable=False,
+        help_text="Which optional Python modules sd-scripts' venv can import here "
+        "(bitsandbytes, prodigyopt, …), as check_node last found them; empty = not checked.",
+    )
     work_dir = models.CharField(
         max_length=500, blank=True, help_text="Where runs are prepared; default: the data dir."
     )
@@ -106,7 +113,13 @@ class GPUNode(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
 
     history = HistoricalRecords(
-        excluded_fields=["last_heartbeat", "status_message", "updated_at", "sdscripts_version"]
+        excluded_fields=[
+            "last_heartbeat",
+            "status_message",
+            "updated_at",
+            "sdscripts_version",
+            "engine_modules",
+        ]
     )
     objects = GPUNodeQuerySet.as_manager()
 
