@@ -263,7 +263,12 @@ _SPECS = (
             "learning_rate": 1e-3,
             "sample_steps": 8,
         },
-        param_limits={"resolution": (32, 256), "max_train_epochs": (1, 20), "network_dim": (1, 32)},
+        param_limits={
+            "resolution": (32, 256),
+            "max_train_epochs": (1, 20),
+            "network_dim": (1, 32),
+            "learning_rate": (1e-7, 1e-2),
+        },
     ),
 )
 

@@ -36,6 +36,19 @@ OPTIMIZERS = (
     "DAdaptAdam",
     "AdamWScheduleFree",
 )
+# The module each optimizer imports inside sd-scripts (library/train_util.get_optimizer);
+# sd-scripts' own requirements do not install all of them (dadaptation, for one).
+OPTIMIZER_MODULES = {
+    "AdamW": "torch",
+    "AdamW8bit": "bitsandbytes",
+    "PagedAdamW8bit": "bitsandbytes",
+    "Lion": "lion_pytorch",
+    "Lion8bit": "bitsandbytes",
+    "Prodigy": "prodigyopt",
+    "Adafactor": "transformers",
+    "DAdaptAdam": "dadaptation",
+    "AdamWScheduleFree": "schedulefree",
+}
 SCHEDULERS = (
     "constant",
     "constant_with_warmup",
@@ -88,7 +101,8 @@ PARAMS: dict[str, Param] = {
         _p("network_dim", "int", 32, _ALL, "LoRA rank: capacity and file size.", min=1, max=256),
         _p("network_alpha", "float", 16.0, _ALL, "LoRA alpha: scales the update (often dim/2).",
            min=0.001, max=256),
-        _p("learning_rate", "float", 1e-4, _ALL, "Base learning rate.", min=1e-7, max=1e-2),
+        _p("learning_rate", "float", 1e-4, _ALL,
+           "Base learning rate (about 1.0 for Prodigy or DAdaptAdam).", min=1e-7, max=10.0),
         _p("text_encoder_lr", "float", None, _SD, "Learning rate for the text encoder(s).",
            min=0.0, max=1e-2, optional=True),
         _p("unet_lr", "float", None, _SD, "Learning rate for the U-Net / DiT.",

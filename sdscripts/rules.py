@@ -13,6 +13,33 @@ def samples_during_training(params: dict) -> bool:
     return bool(params.get("sample_every_n_epochs") or params.get("sample_every_n_steps"))
 
 
+# Optimizers that find their own step size: sd-scripts uses only the first learning rate of
+# their parameter groups, and they want a learning rate near 1.0.
+ADAPTIVE_OPTIMIZERS = frozenset({"Prodigy", "DAdaptAdam"})
+MAX_PLAIN_LEARNING_RATE = 1e-2
+
+
+def _optimizer_errors(v: dict) -> dict[str, str]:
+    """Learning rates the optimizer can use (sd-scripts' get_optimizer)."""
+    optimizer, lr = v.get("optimizer_type"), v.get("learning_rate")
+    if optimizer is None or lr is None:
+        return {}
+    errors = {}
+    if optimizer in ADAPTIVE_OPTIMIZERS:
+        for key in ("text_encoder_lr", "unet_lr"):
+            if v.get(key) not in (None, lr):
+                errors[key] = (
+                    f"{optimizer} uses one learning rate for every part: leave {key} empty "
+                    "or equal to learning_rate"
+                )
+    elif lr > MAX_PLAIN_LEARNING_RATE:
+        errors["learning_rate"] = (
+            f"must be at most {MAX_PLAIN_LEARNING_RATE:g} with {optimizer} "
+            "(only Prodigy and DAdaptAdam take a learning rate near 1.0)"
+        )
+    return errors
+
+
 def cross_field_errors(arch: ArchSpec, v: dict) -> dict[str, str]:
     """Errors of the rules that involve several knobs; `v` is completed in place.
 
@@ -52,6 +79,7 @@ def cross_field_errors(arch: ArchSpec, v: dict) -> dict[str, str]:
             )
         elif not v.get("gradient_checkpointing"):
             errors["cpu_offload_checkpointing"] = "needs gradient_checkpointing=true"
+    errors.update(_optimizer_errors(v))
     if v.get("fp8_base") and v.get("mixed_precision") == "no":
         errors["fp8_base"] = "needs mixed_precision fp16 or bf16"
     if v.get("lr_warmup_steps") and v.get("lr_scheduler") == "constant":

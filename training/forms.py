@@ -14,6 +14,7 @@ from sdscripts.params import PARAMS, ParamError, bounds, default_for, params_for
 from sdscripts.prompts import MAX_SAMPLE_PROMPTS
 from training.models import BaseModel, Preset
 from training.planning import RunRequest, plan_run
+from training.selectors import unavailable_optimizers
 
 
 def open_params(preset: Preset, *, staff: bool = False) -> list:
@@ -35,6 +36,9 @@ def _param_field(preset: Preset, p, *, staff: bool) -> forms.Field:
     if p.kind == "bool":
         return forms.BooleanField(**common)
     if p.kind == "choice":
+        if p.name == "optimizer_type":  # only what some node's sd-scripts can import
+            missing = unavailable_optimizers()
+            choices = tuple(c for c in choices if c not in missing or c == initial)
         return forms.ChoiceField(choices=[(c, c) for c in choices], **common)
     attrs = {"step": "1" if p.kind == "int" else "any"}
     if lo is not None:

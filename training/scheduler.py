@@ -15,6 +15,7 @@ from django.utils import timezone
 from training.choices import Architecture, RunStatus
 from training.lifecycle import TransitionError, transition
 from training.models import GPU, GPUNode, TrainingRun
+from training.selectors import node_can_import
 
 logger = logging.getLogger(__name__)
 
@@ -103,9 +104,17 @@ class _Board:
                     return _Place(node=node)
             return _Place(reason="every online node is already running a demo run")
         nodes = {n.pk for n in self.nodes if _has_files(n, run)}
-        gpus = [g for g in self.gpus if g.node_id in nodes]
         if not nodes:
             return _Place(reason=f"no online node has the files of {run.base_model.name}")
+        optimizer = (run.params or {}).get("optimizer_type")
+        nodes = {
+            n.pk
+            for n in self.nodes
+            if n.pk in nodes and node_can_import(n.engine_modules, optimizer)
+        }
+        if not nodes:
+            return _Place(reason=f"no online node's sd-scripts can import {optimizer}")
+        gpus = [g for g in self.gpus if g.node_id in nodes]
         if not gpus:
             return _Place(reason="no online node has a usable GPU")
         need = run.vram_estimate_mib or 0

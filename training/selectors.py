@@ -2,8 +2,43 @@
 
 from __future__ import annotations
 
+from sdscripts.params import OPTIMIZER_MODULES
 from sdscripts.vram import plan
 from training.models import GPU, GPUNode
+
+# pip package names where they differ from the module sd-scripts imports.
+PIP_NAMES = {"lion_pytorch": "lion-pytorch"}
+
+
+def node_can_import(engine_modules: dict, optimizer: str | None) -> bool:
+    """Whether a node whose sd-scripts reported `engine_modules` can run `optimizer`
+    (a node never checked is given the benefit of the doubt)."""
+    module = OPTIMIZER_MODULES.get(optimizer or "")
+    return not engine_modules or module is None or engine_modules.get(module, True) is True
+
+
+def unavailable_optimizers() -> dict[str, str]:
+    """Optimizers no enabled node can import, each with why and the fix.
+
+    Only nodes check_node has looked at count; while none has been checked, nothing is
+    refused (the first run's exit will say what is missing).
+    """
+    reports = [
+        modules
+        for modules in GPUNode.objects.filter(enabled=True).values_list("engine_modules", flat=True)
+        if modules
+    ]
+    if not reports:
+        return {}
+    missing = {}
+    for optimizer, module in OPTIMIZER_MODULES.items():
+        if not any(node_can_import(modules, optimizer) for modules in reports):
+            missing[optimizer] = (
+                f"no node's sd-scripts can import {module} for {optimizer}: install it in "
+                f"sd-scripts' venv (pip install {PIP_NAMES.get(module, module)}) and run "
+                "check_node, or choose another optimizer"
+            )
+    return missing
 
 
 def candidate_gpus(architecture: str, params: dict, *, correction: float = 1.0) -> list[dict]:

@@ -199,3 +199,25 @@ def test_sd15_trains_at_64_px_as_sd_scripts_does_and_buckets_follow():
 def test_the_demo_trains_by_epochs_only():
     with pytest.raises(ParamError, match="max_train_steps: not available for demo"):
         validate_params("demo", {"max_train_steps": 10})
+
+
+@pytest.mark.parametrize(
+    "values, field",
+    [
+        ({"optimizer_type": "Prodigy", "learning_rate": 1.0, "unet_lr": 0.5}, "unet_lr"),
+        (
+            {"optimizer_type": "DAdaptAdam", "learning_rate": 1.0, "text_encoder_lr": 2},
+            "text_encoder_lr",
+        ),
+        ({"optimizer_type": "AdamW", "learning_rate": 1.0}, "learning_rate"),
+    ],
+)
+def test_learning_rates_the_optimizer_cannot_use_are_refused(values, field):
+    with pytest.raises(ParamError) as info:
+        validate_params("sdxl", values)
+    assert list(info.value.errors) == [field]
+
+
+def test_prodigy_takes_a_learning_rate_near_one():
+    values = validate_params("sdxl", {"optimizer_type": "prodigy", "learning_rate": 1.0})
+    assert (values["optimizer_type"], values["learning_rate"]) == ("Prodigy", 1.0)

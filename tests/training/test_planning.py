@@ -137,3 +137,29 @@ def test_an_offline_node_s_tokenizer_cache_and_environment_reach_the_command(
     run = TrainingRun.objects.get(pk=json.loads(train(*args, "--json"))["run"])
     _, built = workdir.prepare(run, node)
     assert built.env["HF_HUB_OFFLINE"] == "1"
+
+
+def test_an_optimizer_no_node_can_import_is_refused_and_not_offered(lab, student, client):
+    from django.urls import reverse
+
+    from training.scheduler import dispatch
+
+    node, model, preset = lab
+    node.engine_modules = {"bitsandbytes": True, "dadaptation": False, "prodigyopt": True}
+    node.save()
+    args = [*args_for(make_image_dataset(student, images=1), student)]
+    args += ["--set", "optimizer_type=DAdaptAdam", "--set", "learning_rate=1.0"]
+    dry = json.loads(train(*args, "--dry-run", "--json"))
+    assert dry["verdict"] == "refused"
+    assert "pip install dadaptation" in dry["blocking"][0]
+    client.force_login(student)
+    page = client.get(reverse("training:run-create"), {"preset": preset.pk}).content.decode()
+    assert 'value="Prodigy"' in page and 'value="DAdaptAdam"' not in page
+
+    other = make_node(name="gpu-b", engine_modules={"dadaptation": True})
+    make_gpu(node=other, total_mib=24576)
+    assert json.loads(train(*args, "--dry-run", "--json"))["verdict"] == "ok"
+    run = TrainingRun.objects.get(pk=json.loads(train(*args, "--json"))["run"])
+    dispatch()
+    run.refresh_from_db()
+    assert (run.status, run.node_id) == ("assigned", other.pk)  # only gpu-b can import it
