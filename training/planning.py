@@ -26,7 +26,12 @@ from sdscripts.params import validate_params
 from sdscripts.prompts import clean_prompt
 from sdscripts.prompts import sample_prompts as sample_prompts_of
 from sdscripts.rules import samples_during_training
-from training.selectors import candidate_gpus, largest_gpu_mib, unavailable_optimizers
+from training.selectors import (
+    candidate_gpus,
+    largest_gpu_mib,
+    nowhere_has_files,
+    unavailable_optimizers,
+)
 
 # Planning budget when the lab has no GPU registered yet (a 24 GB card).
 DEFAULT_BUDGET_MIB = 24576
@@ -168,6 +173,8 @@ def plan_run(request: RunRequest) -> RunPlan:
         blocking.append("A run needs a dataset.")
     if not memory.fits and (largest is not None or request.budget_mib):
         blocking.append(f"No GPU of the lab can hold this run: {memory.message}")
+    if no_files := nowhere_has_files(request.base_model):
+        blocking.append(f"Base model: {no_files}.")
     optimizer = values.get("optimizer_type")
     if optimizer in (missing := unavailable_optimizers()):
         blocking.append(f"Optimizer {optimizer}: {missing[optimizer]}.")

@@ -15,7 +15,7 @@ from django.utils import timezone
 from training.choices import Architecture, RunStatus
 from training.lifecycle import TransitionError, transition
 from training.models import GPU, GPUNode, TrainingRun
-from training.selectors import node_can_import
+from training.selectors import node_can_import, nowhere_has_files
 
 logger = logging.getLogger(__name__)
 
@@ -70,12 +70,12 @@ def queue_position(run: TrainingRun) -> int | None:
 
 
 def _has_files(node: GPUNode, run: TrainingRun) -> bool:
-    """Whether the node has the base model's files (checked only where we can see them)."""
-    if run.base_model.architecture == Architecture.DEMO:
+    """Whether the node has the base model's files: looked at directly on this machine, as
+    the node's agent last reported elsewhere (not reported yet: its runner checks them)."""
+    if not run.base_model.spec.on_gpu:
         return True
     if node.name != settings.LORASTUDIO_NODE:
-        # Another machine's disks are not visible from here; its runner checks them.
-        return True
+        return node.has_model_files(run.base_model_id) is not False
     return all(os.path.exists(p) for p in run.base_model.model_files(node.models_root).values())
 
 
@@ -192,6 +192,21 @@ def enqueue_run(run_id: int, node_name: str) -> str:
     return task_id
 
 
+def _fail_if_no_node_has_files(run: TrainingRun, nodes: list[GPUNode]) -> bool:
+    """Fail a queued run no node can ever start (every enabled node lacks its model files)."""
+    why = nowhere_has_files(run.base_model, nodes)
+    if not why:
+        return False
+    try:
+        note = f"No node can run it: {why}."
+        transition(
+            run, RunStatus.FAILED, expect=RunStatus.QUEUED, reason="missing_files", note=note
+        )
+    except TransitionError:
+        return False
+    return True
+
+
 def dispatch() -> list[int]:
     """Place every queued run that fits somewhere now; return the ids of the runs placed.
 
@@ -203,7 +218,10 @@ def dispatch() -> list[int]:
     """
     board = _Board()
     placed: list[int] = []
+    enabled = list(GPUNode.objects.filter(enabled=True))
     for run in queue_order():
+        if _fail_if_no_node_has_files(run, enabled):
+            continue
         place = board.place(run)
         if place.node is not None:
             if _claim(run, place):

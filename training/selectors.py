@@ -10,6 +10,25 @@ from training.models import GPU, GPUNode
 PIP_NAMES = {"lion_pytorch": "lion-pytorch"}
 
 
+def nowhere_has_files(base_model, nodes=None) -> str:
+    """Why no node can run this base model ("" when one has its files or has not looked).
+
+    Every enabled node's agent reports which base models' files it holds; only when all of
+    them have looked and none has the files is it certain that no run of it can start.
+    """
+    if not base_model.spec.on_gpu:
+        return ""
+    nodes = GPUNode.objects.filter(enabled=True) if nodes is None else nodes
+    reports = [n.has_model_files(base_model.pk) for n in nodes]
+    if not reports or any(found is not False for found in reports):
+        return ""
+    files = ", ".join(base_model.model_files().values()) or "none set"
+    return (
+        f"no node has the files of {base_model.name} ({files}): copy them to a node's models "
+        "folder, or fix the base model's paths"
+    )
+
+
 def node_can_import(engine_modules: dict, optimizer: str | None) -> bool:
     """Whether a node whose sd-scripts reported `engine_modules` can run `optimizer`
     (a node never checked is given the benefit of the doubt)."""

@@ -1,5 +1,6 @@
 """Queue commands: node_agent, runs, gpus, cancel, demo, train --wait."""
 
+import json
 from io import StringIO
 
 import pytest
@@ -125,3 +126,38 @@ def test_follow_prints_the_log_and_the_end(student):
         f"Run #{run.pk} cancelled",
         "Cancelled by alice.",
     ]
+
+
+def test_a_base_model_whose_files_no_node_has_is_refused_or_failed_not_left_waiting(
+    student, tmp_path, settings
+):
+    from tests.factories import make_base_model, make_trainable_dataset
+
+    settings.LORASTUDIO_FAKE_GPUS = "24576:RTX 4090"
+    model = make_base_model(name="SD15", architecture="sd15", checkpoint="sd15.safetensors")
+    make_trainable_dataset(owner=student, name="dogs")
+    args = ["train", "--dataset", "dogs", "--base-model", "SD15"]
+    # Nobody has looked yet: the run is queued (the node's runner will check the files).
+    early = TrainingRun.objects.get(pk=json.loads(run_cmd(*args, "--json"))["run"])
+    assert early.status == RunStatus.QUEUED
+
+    # The node's agent looks and reports the file missing: the waiting run fails with the
+    # reason, a new submit is refused, and nothing waits for a node that can never run it.
+    run_cmd("node_agent", "--once", "--node", "gpu-a")
+    node = GPUNode.objects.get(name="gpu-a")
+    assert node.has_model_files(model.pk) is False
+    scheduler.dispatch()
+    early.refresh_from_db()
+    assert (early.status, early.failure_reason) == (RunStatus.FAILED, "missing_files")
+    assert "no node has the files of SD15" in early.status_message
+    with pytest.raises(CommandError, match="no node has the files of SD15"):
+        run_cmd(*args)
+
+    # Once the file is there, the agent says so and runs are accepted again.
+    GPUNode.objects.filter(pk=node.pk).update(models_root=str(tmp_path))
+    (tmp_path / "sd15.safetensors").write_bytes(b"weights")
+    run_cmd("node_agent", "--once", "--node", "gpu-a")
+    assert GPUNode.objects.get(pk=node.pk).has_model_files(model.pk) is True
+    assert TrainingRun.objects.get(pk=json.loads(run_cmd(*args, "--json"))["run"]).status == (
+        RunStatus.QUEUED
+    )

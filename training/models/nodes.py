@@ -68,6 +68,13 @@ class GPUNode(models.Model):
         max_length=500, blank=True, verbose_name="sd-scripts Python", help_text="Its venv's python."
     )
     sdscripts_version = models.CharField(max_length=100, blank=True, editable=False)
+    model_files_present = models.JSONField(
+        default=dict,
+        blank=True,
+        editable=False,
+        help_text="Per base model id: whether this node has all of its files (the node agent "
+        "looks on every beat).",
+    )
     engine_modules = models.JSONField(
         default=dict,
         blank=True,
@@ -119,6 +126,7 @@ class GPUNode(models.Model):
             "updated_at",
             "sdscripts_version",
             "engine_modules",
+            "model_files_present",
         ]
     )
     objects = GPUNodeQuerySet.as_manager()
@@ -134,6 +142,11 @@ class GPUNode(models.Model):
         problems = trainer_env_problems(self.trainer_env)
         if problems:
             raise ValidationError({"trainer_env": problems})
+
+    def has_model_files(self, base_model_id: int) -> bool | None:
+        """Whether this node has a base model's files, as its agent last found (None: not
+        checked yet)."""
+        return (self.model_files_present or {}).get(str(base_model_id))
 
     @property
     def is_online(self) -> bool:

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import logging
+import os
 
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
 from training.execution.process import group_pids
-from training.models import GPU, GPUNode, TrainingRun
+from training.models import GPU, BaseModel, GPUNode, TrainingRun
 from training.nodes import comfyui, nvml
 
 logger = logging.getLogger(__name__)
@@ -38,6 +39,16 @@ def _reclaimable(node: GPUNode) -> dict[int, int]:
         return {}
 
 
+def model_files_present(node: GPUNode) -> dict[str, bool]:
+    """Per enabled base model (that needs a GPU): whether this machine has all its files."""
+    present = {}
+    for model in BaseModel.objects.filter(enabled=True):
+        if model.spec.on_gpu:
+            files = model.model_files(node.models_root).values()
+            present[str(model.pk)] = bool(files) and all(os.path.isfile(p) for p in files)
+    return present
+
+
 @transaction.atomic
 def beat(node_name: str | None = None) -> GPUNode:
     """Register or refresh this machine's node and its GPUs; return the node.
@@ -62,7 +73,10 @@ def beat(node_name: str | None = None) -> GPUNode:
     # Stamp (and so lock) the node row before the GPU rows: dispatch's claim locks the node
     # first too, and the opposite order deadlocks on PostgreSQL (claim's run row refers to
     # a GPU row that update_or_create holds FOR UPDATE).
-    GPUNode.objects.filter(pk=node.pk).update(last_heartbeat=now, status_message=report.message)
+    present = model_files_present(node)
+    GPUNode.objects.filter(pk=node.pk).update(
+        last_heartbeat=now, status_message=report.message, model_files_present=present
+    )
     seen = []
     for reading in report.gpus:
         GPU.objects.update_or_create(
