@@ -1,13 +1,16 @@
 """Estimate a LoRA run's peak VRAM and pick the memory savers that make it fit a GPU.
 
 Pure. The model is a sum of parts (weights, text encoders, VAE, activations, LoRA, optimizer,
-overhead), with per-architecture constants (the registry's `VramProfile`) calibrated against
-sd-scripts' published figures (tests/sdscripts/test_vram.py). `correction` multiplies the
-total, so measured peaks can tune it.
+overhead) from the registry's `VramProfile`: exact parameter counts measured from sd-scripts'
+models (bench/model_sizes.py) and activation figures calibrated against sd-scripts' published
+figures (tests/sdscripts/test_vram.py); docs/vram.md. `correction` multiplies the total;
+`learned_correction` learns it from the peaks finished runs measured.
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from sdscripts.architectures import BLOCK_SWAP, TE_CACHE, TextEncoder, spec
@@ -154,6 +157,55 @@ def estimate_vram(architecture: str, params: dict, *, correction: float = 1.0) -
     return Estimate(sum(parts.values()), parts)
 
 
+# The learned correction: the upper quartile of measured peak / estimate over an
+# architecture's last CORRECTION_WINDOW succeeded runs, once there are CORRECTION_MIN_RUNS,
+# clamped to CORRECTION_BOUNDS.
+CORRECTION_WINDOW = 20
+CORRECTION_MIN_RUNS = 3
+CORRECTION_QUANTILE = 0.75
+CORRECTION_BOUNDS = (0.8, 1.5)
+
+
+@dataclass(frozen=True)
+class Correction:
+    """The factor estimates of one architecture are multiplied by, and what it rests on."""
+
+    factor: float = 1.0
+    runs: int = 0  # runs with a measured peak it was learned from (the latest window)
+
+    @property
+    def learned(self) -> bool:
+        """Whether enough runs measured their peak for the factor to be more than the default."""
+        return self.runs >= CORRECTION_MIN_RUNS
+
+
+def _quantile(values: list[float], q: float) -> float:
+    """Linear interpolation between order statistics (numpy's default; R type 7)."""
+    ordered = sorted(values)
+    pos = q * (len(ordered) - 1)
+    lo = math.floor(pos)
+    hi = min(lo + 1, len(ordered) - 1)
+    return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
+
+
+def learned_correction(pairs: Iterable[tuple[float, float]]) -> Correction:
+    """The correction measured peaks call for: `pairs` are (measured peak, uncorrected
+    estimate) in MiB, newest first; pairs without both are skipped.
+
+    The upper quartile rather than the median: running out of memory costs a whole run,
+    while an estimate a little too high only costs a saver (some speed). Fewer than
+    CORRECTION_MIN_RUNS runs give 1.0; the clamp keeps one odd measurement (another
+    process on the GPU, a crash at start) from swinging every plan.
+    """
+    ratios = [peak / est for peak, est in pairs if peak and est and peak > 0 and est > 0]
+    ratios = ratios[:CORRECTION_WINDOW]
+    if len(ratios) < CORRECTION_MIN_RUNS:
+        return Correction(1.0, len(ratios))
+    lo, hi = CORRECTION_BOUNDS
+    factor = min(max(_quantile(ratios, CORRECTION_QUANTILE), lo), hi)
+    return Correction(round(factor, 3), len(ratios))
+
+
 def usable(budget_mib: int) -> int:
     """What an estimate may reach on a GPU of budget_mib, after the safety margin."""
     return int(budget_mib * (1 - SAFETY_MARGIN))
@@ -264,9 +316,12 @@ def plan(
     return Plan(fits, est, budget_mib, current, tuple(savers), msg)
 
 
-def oom_advice(architecture: str, params: dict, estimate_mib: int) -> str:
-    """What to change after running out of memory: the savers that fit 3/4 of the estimate."""
-    tighter = plan(architecture, params, int(estimate_mib * 0.75))
+def oom_advice(
+    architecture: str, params: dict, estimate_mib: int, *, correction: float = 1.0
+) -> str:
+    """What to change after running out of memory: the savers that fit 3/4 of the estimate
+    (planned with the correction the estimate was made with)."""
+    tighter = plan(architecture, params, int(estimate_mib * 0.75), correction=correction)
     if tighter.savers:
         names = ", ".join(s.name for s in tighter.savers)
         return f"Try again with these memory savers: {names} (or a smaller batch)."
