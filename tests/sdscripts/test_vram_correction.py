@@ -2,12 +2,15 @@
 
 import pytest
 
+from sdscripts.params import validate_params
 from sdscripts.vram import (
     CORRECTION_BOUNDS,
     CORRECTION_MIN_RUNS,
     CORRECTION_WINDOW,
     Correction,
+    estimate_vram,
     learned_correction,
+    oom_advice,
 )
 
 
@@ -49,3 +52,10 @@ def test_pairs_without_a_peak_or_an_estimate_are_skipped(bad):
 
 def test_the_default_is_no_correction():
     assert Correction() == Correction(1.0, 0) and not Correction().learned
+
+
+def test_oom_advice_replans_with_the_correction_the_estimate_was_made_with():
+    params = validate_params("sdxl", {"optimizer_type": "AdamW", "network_dim": 64})
+    raw = estimate_vram("sdxl", params).total_mib
+    corrected = estimate_vram("sdxl", params, correction=1.4).total_mib
+    assert oom_advice("sdxl", params, corrected, correction=1.4) == oom_advice("sdxl", params, raw)
