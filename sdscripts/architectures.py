@@ -10,7 +10,7 @@ Pure: no Django, no I/O.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 
 
@@ -41,16 +41,37 @@ FILE_ROLES: dict[str, FileRole] = {
 
 
 @dataclass(frozen=True)
-class VramProfile:
-    """Memory constants of one architecture (see sdscripts.vram for how they add up)."""
+class TextEncoder:
+    """One text encoder as the VRAM planner sees it (counts: bench/model_sizes.py)."""
 
-    params_b: float  # trainable base model (U-Net / DiT), billions of parameters
-    text_encoders: tuple[tuple[str, float, bool], ...]  # (name, billions, LoRA-trainable)
-    vae_b: float
+    name: str  # its FILE_ROLES name
+    params: int
+    embedding_params: int  # sd-scripts keeps these in the compute dtype under --fp8_base
+    layers: int
+    hidden: int
+    tokens: int  # per caption (sd-scripts' default maximum length)
+    lora_per_rank: int  # LoRA parameters per unit of rank (the network module's defaults)
+    # LoRA-trained unless --network_train_unet_only, as sd-scripts does; a trained encoder
+    # stays on the GPU even when text-encoder outputs are cached.
+    trained: bool
+
+
+@dataclass(frozen=True)
+class VramProfile:
+    """Memory facts of one architecture (sdscripts.vram adds them up).
+
+    Parameter counts are exact, measured from sd-scripts' own model classes by
+    bench/model_sizes.py (docs/vram.md); the activation figures are calibrated against
+    sd-scripts' published memory figures (tests/sdscripts/test_vram.py).
+    """
+
+    base_params: int  # trainable base model (U-Net / DiT): parameters + persistent buffers
+    text_encoders: tuple[TextEncoder, ...]
+    vae_params: int
+    lora_per_rank: int  # U-Net / DiT LoRA parameters per unit of rank
     act_gc_mib: float  # activations per image at 1024x1024 with gradient checkpointing
     act_no_gc_factor: float  # activations without checkpointing = factor x with
-    lora_m_per_rank: float  # LoRA parameters (millions) per unit of rank
-    swap_block_mib: float = 0.0  # saved per swapped block (fp8 weights), fitted to the docs
+    swap_unit_params: int = 0  # parameters one unit of --blocks_to_swap takes off the GPU
 
 
 # Features an architecture has; `sdscripts.params` marks each knob with the feature it needs.
@@ -104,10 +125,18 @@ class ArchSpec:
         return tuple(name for name in self.files if name != "checkpoint")
 
 
-_CLIP_L = ("clip_l", 0.123, True)
-_CLIP_G = ("clip_g", 0.695, True)
-_T5 = ("t5xxl", 4.76, False)
-_GEMMA2 = ("gemma2", 2.61, True)
+_CLIP_L = TextEncoder("clip_l", 123_060_480, 38_004_480, 12, 768, 77, 165_888, True)
+_CLIP_L_PROJ = replace(_CLIP_L, params=123_650_304)  # SD 3 loads it with its projection
+_CLIP_G = TextEncoder("clip_g", 694_659_840, 63_340_800, 32, 1280, 77, 737_280, True)
+# T5-XXL gets LoRA only with `--network_args train_t5xxl=True` (then no output caching).
+_T5 = TextEncoder("t5xxl", 4_762_310_656, 131_598_336, 24, 4096, 512, 1_818_624, False)
+_GEMMA2 = TextEncoder("gemma2", 2_614_341_888, 589_824_000, 26, 2304, 256, 1_297_920, True)
+_SD3_TES = (_CLIP_L_PROJ, _CLIP_G, _T5)
+# FLUX.1 dev; blocks_to_swap N takes N//2 double and 2*(N - N//2) single blocks off the GPU,
+# so one unit is half a double block and one single block.
+_FLUX_VRAM = VramProfile(
+    11_901_408_320, (_CLIP_L, _T5), 83_819_683, 4_786_176, 4630, 5.0, 311_507_456
+)
 _SD = frozenset({SD_SCRIPTS})
 _FLUX_TIMESTEPS = ("sigma", "uniform", "sigmoid", "shift", "flux_shift")
 _BIG_BUCKETS = {"max_bucket_reso": 2048}
@@ -132,7 +161,7 @@ _SPECS = (
         features=_SD | {NOISE_OFFSET},
         bucket_step=64,
         param_defaults={"resolution": 512},
-        vram=VramProfile(0.86, (_CLIP_L,), 0.084, 1600, 3.0, 0.6),
+        vram=VramProfile(859_520_964, (_CLIP_L,), 83_653_863, 423_936, 1600, 3.0),
         name_pattern=r"sd15|v15",
         name_priority=90,
     ),
@@ -147,7 +176,7 @@ _SPECS = (
         features=_SD | {TE_CACHE, NOISE_OFFSET},
         te_cache_needs_unet_only=True,
         param_defaults=_BIG_BUCKETS,
-        vram=VramProfile(2.57, (_CLIP_L, _CLIP_G), 0.084, 1870, 3.0, 2.9),
+        vram=VramProfile(2_567_463_684, (_CLIP_L, _CLIP_G), 83_653_863, 2_659_840, 1870, 3.0),
         name_pattern=r"sdxl|xl(_|$)|pony",
         name_priority=80,
     ),
@@ -160,7 +189,7 @@ _SPECS = (
         features=_SD | {TE_CACHE, BLOCK_SWAP},
         max_blocks_to_swap=22,
         param_defaults={"resolution": 768, **_BIG_BUCKETS},
-        vram=VramProfile(2.5, (_CLIP_L, _CLIP_G, _T5), 0.084, 1700, 5.0, 1.7, 150),
+        vram=VramProfile(2_469_663_936, _SD3_TES, 83_819_683, 1_850_880, 1700, 5.0, 92_653_957),
         name_pattern=r"sd3x?5medium|stablediffusion35medium",
     ),
     ArchSpec(
@@ -172,7 +201,7 @@ _SPECS = (
         features=_SD | {TE_CACHE, BLOCK_SWAP},
         max_blocks_to_swap=36,
         param_defaults={"resolution": 768, **_BIG_BUCKETS},
-        vram=VramProfile(8.1, (_CLIP_L, _CLIP_G, _T5), 0.084, 3650, 5.0, 4.3, 330),
+        vram=VramProfile(8_146_280_768, _SD3_TES, 83_819_683, 4_212_224, 3650, 5.0, 210_975_616),
         name_pattern=r"sd3x?5large|stablediffusion35large",
     ),
     ArchSpec(
@@ -185,7 +214,7 @@ _SPECS = (
         max_blocks_to_swap=35,
         param_defaults={"network_train_unet_only": True, **_BIG_BUCKETS},
         param_choices={"timestep_sampling": _FLUX_TIMESTEPS},
-        vram=VramProfile(11.9, (_CLIP_L, _T5), 0.084, 4630, 5.0, 4.8, 515),
+        vram=_FLUX_VRAM,
         name_pattern=r"^(?=.*flux)(?=.*dev)",
         name_priority=20,
     ),
@@ -199,7 +228,7 @@ _SPECS = (
         max_blocks_to_swap=35,
         param_defaults={"network_train_unet_only": True, **_BIG_BUCKETS},
         param_choices={"timestep_sampling": _FLUX_TIMESTEPS},
-        vram=VramProfile(11.9, (_CLIP_L, _T5), 0.084, 4630, 5.0, 4.8, 515),
+        vram=replace(_FLUX_VRAM, base_params=11_891_178_560),  # no guidance embedder
         name_pattern=r"^(?=.*flux)(?=.*schnell)",
         name_priority=20,
     ),
@@ -224,7 +253,7 @@ _SPECS = (
         },
         param_limits={"guidance_scale": (0.0, 0.0)},
         param_choices={"timestep_sampling": _FLUX_TIMESTEPS},
-        vram=VramProfile(8.9, (_T5,), 0.084, 3460, 5.0, 4.2, 400),
+        vram=VramProfile(8_899_983_424, (_T5,), 83_819_683, 3_502_080, 3460, 5.0, 226_545_152),
         sample_options={"g": 0.0, "l": 4.0, "n": "low quality, blurry"},
         name_pattern=r"chroma",
         name_priority=10,
@@ -247,7 +276,7 @@ _SPECS = (
             **_BIG_BUCKETS,
         },
         param_choices={"timestep_sampling": (*_FLUX_TIMESTEPS, "nextdit_shift")},
-        vram=VramProfile(2.6, (_GEMMA2,), 0.084, 1700, 5.0, 1.1, 120),
+        vram=VramProfile(2_609_771_456, (_GEMMA2,), 83_819_683, 1_651_776, 1700, 5.0, 87_312_576),
         name_pattern=r"lumina",
         name_priority=10,
     ),

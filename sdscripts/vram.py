@@ -1,16 +1,19 @@
 """Estimate a LoRA run's peak VRAM and pick the memory savers that make it fit a GPU.
 
 Pure. The model is a sum of parts (weights, text encoders, VAE, activations, LoRA, optimizer,
-overhead), with per-architecture constants (the registry's `VramProfile`) calibrated against
-sd-scripts' published figures (tests/sdscripts/test_vram.py). `correction` multiplies the
-total, so measured peaks can tune it.
+overhead) from the registry's `VramProfile`: exact parameter counts measured from sd-scripts'
+models (bench/model_sizes.py) and activation figures calibrated against sd-scripts' published
+figures (tests/sdscripts/test_vram.py); docs/vram.md. `correction` multiplies the total;
+`learned_correction` learns it from the peaks finished runs measured.
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from sdscripts.architectures import BLOCK_SWAP, TE_CACHE, spec
+from sdscripts.architectures import BLOCK_SWAP, TE_CACHE, TextEncoder, spec
 
 MIB = 1024 * 1024
 
@@ -74,8 +77,35 @@ def _bytes(params: dict, *, fp8: bool) -> int:
     return 4 if params.get("mixed_precision") == "no" else 2
 
 
+def trained_encoders(architecture: str, params: dict) -> tuple[TextEncoder, ...]:
+    """The text encoders a run trains LoRA on: sd-scripts' default for the architecture's
+    network module (TextEncoder.trained) unless `network_train_unet_only`."""
+    prof = spec(architecture).vram
+    if prof is None or params.get("network_train_unet_only"):
+        return ()
+    return tuple(te for te in prof.text_encoders if te.trained)
+
+
+def _encoder_activations(te: TextEncoder, batch: int, *, checkpointing: bool) -> float:
+    """Activations of a trained text encoder, bytes: about 34 x tokens x width per layer and
+    sequence at 16 bits (Korthikanti et al. 2022, attention by SDPA); with checkpointing
+    (sd-scripts checkpoints a trained encoder too) each layer keeps only its 2-byte input
+    and one layer is recomputed at a time."""
+    per_layer = te.tokens * te.hidden * batch
+    if checkpointing:
+        return per_layer * (2 * te.layers + 34)
+    return per_layer * 34 * te.layers
+
+
 def estimate_vram(architecture: str, params: dict, *, correction: float = 1.0) -> Estimate:
-    """Estimate peak VRAM (MiB) for an architecture and validated parameters."""
+    """Estimate peak VRAM (MiB) for an architecture and validated parameters.
+
+    The training step's peak: the base model (less its swapped blocks), the text encoders
+    that stay on the GPU (all of them unless their outputs are cached; a trained one always),
+    the VAE when latents are not cached, activations, LoRA weights and gradients (fp32), the
+    optimizer state and a fixed overhead; `correction` (learned from measured peaks, see
+    `learned_correction`) multiplies every part.
+    """
     arch = spec(architecture)
     prof = arch.vram
     if prof is None:
@@ -85,30 +115,32 @@ def estimate_vram(architecture: str, params: dict, *, correction: float = 1.0) -
     res = int(params.get("resolution", 1024))
     pixels = batch * (res / 1024) ** 2
     swap = min(int(params.get("blocks_to_swap") or 0), arch.max_blocks_to_swap)
+    checkpointing = bool(params.get("gradient_checkpointing"))
+    rank = int(params.get("network_dim", 32))
+    compute = _bytes(params, fp8=False)
+    base_bytes = _bytes(params, fp8=fp8)
 
-    weights = prof.params_b * 1e9 * _bytes(params, fp8=fp8) / MIB
+    # Swapped blocks live in CPU RAM; block swapping rotates every block through the GPU.
+    weights = (prof.base_params - prof.swap_unit_params * swap) * base_bytes / MIB
     cached_te = bool(params.get("cache_text_encoder_outputs")) and TE_CACHE in arch.features
-    unet_only = bool(params.get("network_train_unet_only"))
-    te = 0.0
-    for _name, billions, trainable_clip in prof.text_encoders:
-        if cached_te and not (trainable_clip and not unet_only):
-            continue  # cached encoders are moved off the GPU unless they are being trained
-        # With fp8_base sd-scripts loads T5-XXL in fp8 too; CLIP stays in the compute dtype.
-        te += billions * 1e9 * _bytes(params, fp8=fp8 and not trainable_clip) / MIB
+    trained = trained_encoders(architecture, params)
+    te = te_act = 0.0
+    lora_params = prof.lora_per_rank * rank
+    for enc in prof.text_encoders:
+        if cached_te and enc not in trained:
+            continue  # cached and not trained: moved off the GPU after caching
+        # Under fp8_base sd-scripts casts every encoder on the GPU to fp8, embeddings excepted.
+        rest = enc.params - enc.embedding_params
+        te += (enc.embedding_params * compute + rest * base_bytes) / MIB
+        if enc in trained:
+            te_act += _encoder_activations(enc, batch, checkpointing=checkpointing) / MIB
+            lora_params += enc.lora_per_rank * rank
     vae = 0.0
     if not params.get("cache_latents", True):
-        vae = prof.vae_b * 1e9 * 2 / MIB + VAE_ENCODE_MIB * pixels
+        vae = prof.vae_params * 2 / MIB + VAE_ENCODE_MIB * pixels
     act = prof.act_gc_mib * pixels
-    if not params.get("gradient_checkpointing"):
+    if not checkpointing:
         act *= prof.act_no_gc_factor
-    if swap:
-        # Swapping frees the block's weights; the published figures fall faster than weights
-        # alone explain, so the fitted per-block saving is split between weights and the rest.
-        per_block_weights = weights / (arch.max_blocks_to_swap + 1)
-        weights -= per_block_weights * swap
-        act = max(act * 0.25, act - max(prof.swap_block_mib - per_block_weights, 0) * swap)
-    rank = int(params.get("network_dim", 32))
-    lora_params = prof.lora_m_per_rank * 1e6 * rank
     lora = lora_params * 8 / MIB  # fp32 weights + gradients
     opt_name = str(params.get("optimizer_type", "AdamW")).lower()
     optimizer = lora_params * OPTIMIZER_BYTES.get(opt_name, 8) / MIB
@@ -116,13 +148,62 @@ def estimate_vram(architecture: str, params: dict, *, correction: float = 1.0) -
         "weights": weights,
         "text_encoders": te,
         "vae": vae,
-        "activations": act,
+        "activations": act + te_act,
         "lora": lora,
         "optimizer": optimizer,
         "overhead": OVERHEAD_MIB,
     }
     parts = {k: int(round(v * correction)) for k, v in parts.items()}
     return Estimate(sum(parts.values()), parts)
+
+
+# The learned correction: the upper quartile of measured peak / estimate over an
+# architecture's last CORRECTION_WINDOW succeeded runs, once there are CORRECTION_MIN_RUNS,
+# clamped to CORRECTION_BOUNDS.
+CORRECTION_WINDOW = 20
+CORRECTION_MIN_RUNS = 3
+CORRECTION_QUANTILE = 0.75
+CORRECTION_BOUNDS = (0.8, 1.5)
+
+
+@dataclass(frozen=True)
+class Correction:
+    """The factor estimates of one architecture are multiplied by, and what it rests on."""
+
+    factor: float = 1.0
+    runs: int = 0  # runs with a measured peak it was learned from (the latest window)
+
+    @property
+    def learned(self) -> bool:
+        """Whether enough runs measured their peak for the factor to be more than the default."""
+        return self.runs >= CORRECTION_MIN_RUNS
+
+
+def _quantile(values: list[float], q: float) -> float:
+    """Linear interpolation between order statistics (numpy's default; R type 7)."""
+    ordered = sorted(values)
+    pos = q * (len(ordered) - 1)
+    lo = math.floor(pos)
+    hi = min(lo + 1, len(ordered) - 1)
+    return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
+
+
+def learned_correction(pairs: Iterable[tuple[float, float]]) -> Correction:
+    """The correction measured peaks call for: `pairs` are (measured peak, uncorrected
+    estimate) in MiB, newest first; pairs without both are skipped.
+
+    The upper quartile rather than the median: running out of memory costs a whole run,
+    while an estimate a little too high only costs a saver (some speed). Fewer than
+    CORRECTION_MIN_RUNS runs give 1.0; the clamp keeps one odd measurement (another
+    process on the GPU, a crash at start) from swinging every plan.
+    """
+    ratios = [peak / est for peak, est in pairs if peak and est and peak > 0 and est > 0]
+    ratios = ratios[:CORRECTION_WINDOW]
+    if len(ratios) < CORRECTION_MIN_RUNS:
+        return Correction(1.0, len(ratios))
+    lo, hi = CORRECTION_BOUNDS
+    factor = min(max(_quantile(ratios, CORRECTION_QUANTILE), lo), hi)
+    return Correction(round(factor, 3), len(ratios))
 
 
 def usable(budget_mib: int) -> int:
@@ -235,9 +316,12 @@ def plan(
     return Plan(fits, est, budget_mib, current, tuple(savers), msg)
 
 
-def oom_advice(architecture: str, params: dict, estimate_mib: int) -> str:
-    """What to change after running out of memory: the savers that fit 3/4 of the estimate."""
-    tighter = plan(architecture, params, int(estimate_mib * 0.75))
+def oom_advice(
+    architecture: str, params: dict, estimate_mib: int, *, correction: float = 1.0
+) -> str:
+    """What to change after running out of memory: the savers that fit 3/4 of the estimate
+    (planned with the correction the estimate was made with)."""
+    tighter = plan(architecture, params, int(estimate_mib * 0.75), correction=correction)
     if tighter.savers:
         names = ", ".join(s.name for s in tighter.savers)
         return f"Try again with these memory savers: {names} (or a smaller batch)."

@@ -31,6 +31,7 @@ from training.selectors import (
     largest_gpu_mib,
     nowhere_has_files,
     unavailable_optimizers,
+    vram_correction,
 )
 
 # Planning budget when the lab has no GPU registered yet (a 24 GB card).
@@ -68,6 +69,7 @@ class RunPlan:
     gpus: list[dict]
     lint: Any  # datasets.lint.LintReport, or None without a dataset
     blocking: tuple[str, ...]  # why it may not be queued; empty when it may
+    correction: vram.Correction = vram.Correction()  # learned from the lab's measured peaks
 
     @property
     def architecture(self) -> str:
@@ -84,6 +86,8 @@ class RunPlan:
                 for s in self.vram.savers
             ],
             "message": self.vram.message,
+            "correction": self.correction.factor,
+            "correction_runs": self.correction.runs,
         }
 
     def job(self, node, *, run_key: str = RUN_KEY_PLACEHOLDER) -> TrainJob:
@@ -141,7 +145,8 @@ def plan_run(request: RunRequest) -> RunPlan:
        owner's (or the lab's), extra flags only from staff (ValidationError, PermissionDenied).
     2. Parameters: the preset's values under the defaults, the request's overrides on top,
        and for students the preset's locks and bounds (ParamError names each bad field).
-    3. Memory: plan against the given budget, else the lab's largest GPU, else 24 GB; add
+    3. Memory: plan against the given budget, else the lab's largest GPU, else 24 GB, with
+       the correction the architecture's measured peaks call for (`vram_correction`); add
        memory savers when the request allows it.
     4. Verdict: every reason it may not be queued (no dataset, a dataset check error, no GPU
        of the lab holds it); empty means the submit service may queue it.
@@ -162,9 +167,12 @@ def plan_run(request: RunRequest) -> RunPlan:
 
     largest = largest_gpu_mib()
     budget = request.budget_mib or largest or DEFAULT_BUDGET_MIB
-    memory = vram.plan(arch, values, budget, allow_savers=request.use_planner)
+    correction = vram_correction(arch)
+    memory = vram.plan(
+        arch, values, budget, correction=correction.factor, allow_savers=request.use_planner
+    )
     # Each GPU is planned from the requested values: its own savers, for its own size.
-    gpus = candidate_gpus(arch, values)
+    gpus = candidate_gpus(arch, values, correction=correction.factor)
     if request.use_planner:
         values = dict(memory.params)
 
@@ -195,6 +203,7 @@ def plan_run(request: RunRequest) -> RunPlan:
         gpus=gpus,
         lint=lint,
         blocking=tuple(blocking),
+        correction=correction,
     )
 
 

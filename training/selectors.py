@@ -1,10 +1,12 @@
-"""Read-only queries about the lab's GPUs (selectors: no writes)."""
+"""Read-only queries about the lab's GPUs and the runs they measured (selectors: no writes)."""
 
 from __future__ import annotations
 
+from sdscripts.architectures import ARCHITECTURES
 from sdscripts.params import OPTIMIZER_MODULES
-from sdscripts.vram import plan
-from training.models import GPU, GPUNode
+from sdscripts.vram import CORRECTION_WINDOW, Correction, estimate_vram, learned_correction, plan
+from training.choices import RunStatus
+from training.models import GPU, GPUNode, TrainingRun
 
 # pip package names where they differ from the module sd-scripts imports.
 PIP_NAMES = {"lion_pytorch": "lion-pytorch"}
@@ -95,3 +97,32 @@ def largest_gpu_mib() -> int | None:
     """
     sizes = GPU.objects.filter(enabled=True, node__enabled=True).values_list("total_mib", flat=True)
     return max(sizes, default=None)
+
+
+def vram_correction(architecture: str) -> Correction:
+    """The VRAM correction an architecture's measured peaks call for
+    (`sdscripts.vram.learned_correction`), from its last succeeded runs with a measured peak
+    and a stored estimate.
+
+    Only succeeded runs: a failed or cancelled run may have stopped before the training step's
+    peak, and an out-of-memory run measured the GPU's size, not its need. Each peak is set
+    against the uncorrected estimate the current model gives the run's stored (final)
+    parameters, not against the stored estimate: that one already carried the correction of
+    its day and perhaps an older model, and dividing by it would compound them.
+    """
+    arch = ARCHITECTURES.get(architecture)
+    if arch is None or not arch.on_gpu:
+        return Correction()
+    rows = (
+        TrainingRun.objects.filter(
+            base_model__architecture=architecture,
+            status=RunStatus.SUCCEEDED,
+            vram_peak_mib__isnull=False,
+            vram_estimate_mib__isnull=False,
+        )
+        .order_by("-finished_at", "-pk")
+        .values_list("vram_peak_mib", "params")[:CORRECTION_WINDOW]
+    )
+    return learned_correction(
+        (peak, estimate_vram(architecture, dict(params or {})).total_mib) for peak, params in rows
+    )

@@ -1,13 +1,23 @@
 """The VRAM estimator against sd-scripts' published figures, and the saver planner."""
 
+import json
+from pathlib import Path
+
 import pytest
 
+from sdscripts.architectures import ARCHITECTURES
 from sdscripts.params import validate_params
-from sdscripts.vram import SAFETY_MARGIN, estimate_vram, plan
+from sdscripts.vram import SAFETY_MARGIN, estimate_vram, plan, trained_encoders
 
 GB = 1024
 
-FLUX_DOC = {  # sd-scripts docs: FLUX.1 LoRA 1024, batch 2, fp8 base, caches, AdamW8bit
+# sd-scripts' published LoRA recipes and the GPU size each "works with". Each recipe is copied
+# flag for flag from the sd-scripts README at the commit named (the README's SD3/FLUX guide
+# was removed in 884fc8c7, 2025-09-04; docs/flux_train_network.md keeps the FLUX.1 table).
+# Common flags: --mixed_precision bf16 --gradient_checkpointing --cache_latents_to_disk
+# --cache_text_encoder_outputs(_to_disk) --fp8_base --network_dim 4 --optimizer_type adamw8bit
+# at 1024 (dataset_1024_bs2.toml: batch 2).
+RECIPE = {
     "resolution": 1024,
     "train_batch_size": 2,
     "fp8_base": True,
@@ -16,10 +26,18 @@ FLUX_DOC = {  # sd-scripts docs: FLUX.1 LoRA 1024, batch 2, fp8 base, caches, Ad
     "optimizer_type": "AdamW8bit",
     "gradient_checkpointing": True,
     "network_dim": 4,
-    "network_train_unet_only": True,
 }
-SD35L_DOC = {**FLUX_DOC}  # SD 3.5 Large: same recipe with gradient checkpointing, dim 4
-SDXL_DOC = {
+# 9e23368e (2024-10-31) published both without --network_train_unet_only, so they also
+# trained the LoRA of CLIP-L (FLUX.1) or CLIP-L and CLIP-G (SD 3.5 Large), which then stay
+# on the GPU although their outputs are cached; 2cb7a6db (2024-11-12) added the flag to both
+# and kept the figures ("When training LoRA for Text Encoder ..., more VRAM is required").
+WITH_TE = {**RECIPE, "network_train_unet_only": False}
+UNET_ONLY = {**RECIPE, "network_train_unet_only": True}
+# The FLUX.1 low-memory steps build on each other: "16GB VRAM GPUs with the batch size of 1",
+# then "12GB ... with --blocks_to_swap 16 with 8bit AdamW", then 22 and 28 swapped blocks for
+# 10 and 8 GB (with an fp8 T5-XXL file, which only matters while caching).
+FLUX_BS1 = {**UNET_ONLY, "train_batch_size": 1}
+SDXL_DOC = {  # docs/train_SDXL-en.md: "LoRA training can be done with 8GB GPU memory"
     "resolution": 1024,
     "train_batch_size": 1,
     "network_train_unet_only": True,
@@ -27,16 +45,20 @@ SDXL_DOC = {
     "cache_latents": True,
     "cache_text_encoder_outputs": True,
     "optimizer_type": "AdamW8bit",
-    "network_dim": 8,
+    "network_dim": 8,  # "Use lower dim (4 to 8 for 8GB GPU)"
 }
 
 PUBLISHED = [
-    ("flux1_dev", FLUX_DOC, 24 * GB),
-    ("flux1_dev", {**FLUX_DOC, "blocks_to_swap": 16}, 12 * GB),
-    ("flux1_dev", {**FLUX_DOC, "blocks_to_swap": 22}, 10 * GB),
-    ("flux1_dev", {**FLUX_DOC, "blocks_to_swap": 28}, 8 * GB),
-    ("sd35_large", SD35L_DOC, 16 * GB),
-    ("sdxl", SDXL_DOC, 8 * GB),
+    pytest.param("flux1_dev", UNET_ONLY, 24 * GB, id="flux-2cb7a6db-24GB"),
+    pytest.param("flux1_dev", WITH_TE, 24 * GB, id="flux-clip-lora-9e23368e-24GB"),
+    pytest.param("flux1_dev", FLUX_BS1, 16 * GB, id="flux-bs1-16GB"),
+    pytest.param("flux1_dev", {**FLUX_BS1, "blocks_to_swap": 16}, 12 * GB, id="flux-swap16-12GB"),
+    pytest.param("flux1_dev", {**FLUX_BS1, "blocks_to_swap": 22}, 10 * GB, id="flux-swap22-10GB"),
+    pytest.param("flux1_dev", {**FLUX_BS1, "blocks_to_swap": 28}, 8 * GB, id="flux-swap28-8GB"),
+    pytest.param("sd35_large", WITH_TE, 16 * GB, id="sd35l-clip-lora-9e23368e-16GB"),
+    pytest.param("sd35_large", UNET_ONLY, 16 * GB, id="sd35l-2cb7a6db-16GB"),
+    pytest.param("sdxl", SDXL_DOC, 8 * GB, id="sdxl-8GB"),
+    pytest.param("sdxl", {**SDXL_DOC, "network_dim": 4}, 8 * GB, id="sdxl-dim4-8GB"),
 ]
 
 
@@ -146,3 +168,102 @@ def test_config_that_already_fits_gets_no_savers():
     params = validate_params("sd15", {})
     result = plan("sd15", params, 24576)
     assert result.fits and result.savers == () and result.params == params
+
+
+# --- the profiles hold the counts bench/model_sizes.py measured -----------------------------
+
+SIZES = json.loads((Path(__file__).parents[1] / "fixtures/sdscripts/model_sizes.json").read_text())
+
+
+def _swap_unit(sizes: dict) -> int:
+    """What one unit of --blocks_to_swap takes off the GPU, as each model swaps."""
+    blocks = sizes["block_params"]
+    if "double" in blocks:  # FLUX.1 / Chroma: N//2 double and 2*(N - N//2) single blocks
+        return blocks["double"] // 2 + blocks["single"]
+    return blocks.get("joint") or blocks.get("layers") or 0
+
+
+@pytest.mark.parametrize("sizes", SIZES["architectures"], ids=lambda s: s["key"])
+def test_profiles_hold_the_measured_parameter_counts(sizes):
+    arch = ARCHITECTURES[sizes["key"]]
+    prof = arch.vram
+    assert arch.network_module == sizes["network_module"]
+    assert prof.base_params == sizes["base_params"] + sizes["base_buffers"]
+    assert prof.vae_params == sizes["vae_params"]
+    assert prof.lora_per_rank == sizes["lora_per_rank"] and sizes["lora_const"] == 0
+    assert abs(prof.swap_unit_params - _swap_unit(sizes)) <= 1
+    measured = {te["name"]: te for te in sizes["text_encoders"]}
+    assert [te.name for te in prof.text_encoders] == list(measured)
+    for te in prof.text_encoders:
+        m = measured[te.name]
+        assert (te.params, te.embedding_params, te.layers, te.hidden) == (
+            m["params"],
+            m["embedding_params"],
+            m["layers"],
+            m["hidden"],
+        )
+        assert (te.lora_per_rank, te.trained) == (m["lora_per_rank"], m["lora_by_default"])
+    if arch.max_blocks_to_swap:  # sd-scripts keeps two blocks (of each kind) on the GPU
+        blocks = sizes["blocks"]
+        if "double" in blocks:
+            n = arch.max_blocks_to_swap
+            assert n // 2 <= blocks["double"] - 2 and 2 * (n - n // 2) <= blocks["single"] - 2
+        else:
+            assert arch.max_blocks_to_swap == (blocks.get("joint") or blocks["layers"]) - 2
+
+
+def test_every_gpu_architecture_was_measured():
+    measured = {s["key"] for s in SIZES["architectures"]}
+    assert measured == {key for key, arch in ARCHITECTURES.items() if arch.on_gpu}
+
+
+# --- text encoders: trained ones stay on the GPU ---------------------------------------------
+
+
+def _parts(arch: str, **values) -> dict:
+    return estimate_vram(arch, validate_params(arch, {**RECIPE, **values})).parts
+
+
+@pytest.mark.parametrize("arch", ["sd35_large", "flux1_dev", "lumina2", "sdxl"])
+def test_trained_text_encoders_stay_on_the_gpu_with_cached_outputs(arch):
+    if arch == "sdxl":  # SDXL caches only when the U-Net alone is trained: no cache here
+        unet_only = _parts(arch, cache_text_encoder_outputs=False, network_train_unet_only=True)
+        with_te = _parts(arch, cache_text_encoder_outputs=False, network_train_unet_only=False)
+        assert with_te["text_encoders"] == unet_only["text_encoders"] > 0
+    else:
+        unet_only = _parts(arch, network_train_unet_only=True)
+        with_te = _parts(arch, network_train_unet_only=False)
+        assert unet_only["text_encoders"] == 0 < with_te["text_encoders"]
+    assert with_te["lora"] > unet_only["lora"]
+    assert with_te["activations"] > unet_only["activations"]
+
+
+def test_the_trained_encoders_are_sd_scripts_defaults():
+    names = {
+        arch: [te.name for te in trained_encoders(arch, {"network_train_unet_only": False})]
+        for arch in ("sd15", "sdxl", "sd35_large", "flux1_dev", "chroma", "lumina2")
+    }
+    assert names == {
+        "sd15": ["clip_l"],
+        "sdxl": ["clip_l", "clip_g"],
+        "sd35_large": ["clip_l", "clip_g"],  # T5-XXL only with train_t5xxl=True
+        "flux1_dev": ["clip_l"],
+        "chroma": [],  # no CLIP-L
+        "lumina2": ["gemma2"],
+    }
+    assert trained_encoders("sdxl", {"network_train_unet_only": True}) == ()
+
+
+def test_sd35_large_text_encoder_weights_are_fp8_but_their_embeddings_are_not():
+    mib = estimate_vram("sd35_large", validate_params("sd35_large", WITH_TE)).parts
+    clips = [te for te in ARCHITECTURES["sd35_large"].vram.text_encoders if te.trained]
+    expected = sum(te.params + te.embedding_params for te in clips) / 2**20
+    assert mib["text_encoders"] == round(expected)
+
+
+def test_each_swapped_unit_frees_its_blocks_weights():
+    unit = ARCHITECTURES["flux1_dev"].vram.swap_unit_params
+    no_swap = _parts("flux1_dev", train_batch_size=1)
+    swapped = _parts("flux1_dev", train_batch_size=1, blocks_to_swap=10)
+    assert no_swap["weights"] - swapped["weights"] == pytest.approx(10 * unit / 2**20, abs=1)
+    assert swapped["activations"] == no_swap["activations"]

@@ -145,7 +145,10 @@ class Runner:
             if outcome.reason == "oom":
                 run = self.run
                 estimate = run.vram_estimate_mib or (run.gpu.total_mib if run.gpu_id else 0)
-                note += " " + oom_advice(run.base_model.architecture, dict(run.params), estimate)
+                correction = float((run.plan or {}).get("correction") or 1.0)
+                note += " " + oom_advice(
+                    run.base_model.architecture, dict(run.params), estimate, correction=correction
+                )
             self._end(RunStatus.FAILED, reason=outcome.reason, note=note, changes=changes)
         return outcome.status
 
