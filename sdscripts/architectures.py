@@ -149,6 +149,34 @@ def _frozen(spec: ArchSpec) -> ArchSpec:
     return spec
 
 
+# SD 3.5 Large and FLUX.1 schnell differ from these only where their entries say.
+_SD35_MEDIUM = ArchSpec(
+    key="sd35_medium",
+    label="Stable Diffusion 3.5 Medium",
+    script="sd3_train_network.py",
+    network_module="networks.lora_sd3",
+    files=("checkpoint", "clip_l", "clip_g", "t5xxl"),
+    features=_SD | {TE_CACHE, BLOCK_SWAP},
+    max_blocks_to_swap=22,
+    param_defaults={"resolution": 768, **_BIG_BUCKETS},
+    vram=VramProfile(2_469_663_936, _SD3_TES, 83_819_683, 1_850_880, 1700, 5.0, 92_653_957),
+    name_pattern=r"sd3x?5medium|stablediffusion35medium",
+)
+_FLUX_DEV = ArchSpec(
+    key="flux1_dev",
+    label="FLUX.1 dev",
+    script="flux_train_network.py",
+    network_module="networks.lora_flux",
+    files=("checkpoint", "clip_l", "t5xxl", "ae"),
+    features=_SD | {TE_CACHE, BLOCK_SWAP, FLOW, GUIDANCE, CPU_OFFLOAD},
+    max_blocks_to_swap=35,
+    param_defaults={"network_train_unet_only": True, **_BIG_BUCKETS},
+    param_choices={"timestep_sampling": _FLUX_TIMESTEPS},
+    vram=_FLUX_VRAM,
+    name_pattern=r"^(?=.*flux)(?=.*dev)",
+    name_priority=20,
+)
+
 _SPECS = (
     ArchSpec(
         key="sd15",
@@ -180,57 +208,22 @@ _SPECS = (
         name_pattern=r"sdxl|xl(_|$)|pony",
         name_priority=80,
     ),
-    ArchSpec(
-        key="sd35_medium",
-        label="Stable Diffusion 3.5 Medium",
-        script="sd3_train_network.py",
-        network_module="networks.lora_sd3",
-        files=("checkpoint", "clip_l", "clip_g", "t5xxl"),
-        features=_SD | {TE_CACHE, BLOCK_SWAP},
-        max_blocks_to_swap=22,
-        param_defaults={"resolution": 768, **_BIG_BUCKETS},
-        vram=VramProfile(2_469_663_936, _SD3_TES, 83_819_683, 1_850_880, 1700, 5.0, 92_653_957),
-        name_pattern=r"sd3x?5medium|stablediffusion35medium",
-    ),
-    ArchSpec(
+    _SD35_MEDIUM,
+    replace(
+        _SD35_MEDIUM,
         key="sd35_large",
         label="Stable Diffusion 3.5 Large",
-        script="sd3_train_network.py",
-        network_module="networks.lora_sd3",
-        files=("checkpoint", "clip_l", "clip_g", "t5xxl"),
-        features=_SD | {TE_CACHE, BLOCK_SWAP},
         max_blocks_to_swap=36,
-        param_defaults={"resolution": 768, **_BIG_BUCKETS},
         vram=VramProfile(8_146_280_768, _SD3_TES, 83_819_683, 4_212_224, 3650, 5.0, 210_975_616),
         name_pattern=r"sd3x?5large|stablediffusion35large",
     ),
-    ArchSpec(
-        key="flux1_dev",
-        label="FLUX.1 dev",
-        script="flux_train_network.py",
-        network_module="networks.lora_flux",
-        files=("checkpoint", "clip_l", "t5xxl", "ae"),
-        features=_SD | {TE_CACHE, BLOCK_SWAP, FLOW, GUIDANCE, CPU_OFFLOAD},
-        max_blocks_to_swap=35,
-        param_defaults={"network_train_unet_only": True, **_BIG_BUCKETS},
-        param_choices={"timestep_sampling": _FLUX_TIMESTEPS},
-        vram=_FLUX_VRAM,
-        name_pattern=r"^(?=.*flux)(?=.*dev)",
-        name_priority=20,
-    ),
-    ArchSpec(
+    _FLUX_DEV,
+    replace(
+        _FLUX_DEV,
         key="flux1_schnell",
         label="FLUX.1 schnell",
-        script="flux_train_network.py",
-        network_module="networks.lora_flux",
-        files=("checkpoint", "clip_l", "t5xxl", "ae"),
-        features=_SD | {TE_CACHE, BLOCK_SWAP, FLOW, GUIDANCE, CPU_OFFLOAD},
-        max_blocks_to_swap=35,
-        param_defaults={"network_train_unet_only": True, **_BIG_BUCKETS},
-        param_choices={"timestep_sampling": _FLUX_TIMESTEPS},
         vram=replace(_FLUX_VRAM, base_params=11_891_178_560),  # no guidance embedder
         name_pattern=r"^(?=.*flux)(?=.*schnell)",
-        name_priority=20,
     ),
     # Chroma: FLUX.1-schnell-derived, 8.9 B, no CLIP-L. sd-scripts trains it with the FLUX
     # script and `--model_type chroma`, which asserts `--apply_t5_attn_mask`; it is not
