@@ -157,6 +157,13 @@ LORASTUDIO_NODE_WORKERS = env_int("LORASTUDIO_NODE_WORKERS", 2, minimum=1)
 # Students' runs wait for staff approval before they are queued.
 LORASTUDIO_REQUIRE_APPROVAL = env_bool("LORASTUDIO_REQUIRE_APPROVAL", False)
 
+# --- Websockets -----------------------------------------------------------------------------
+# An open socket re-checks the login behind it before every push and this often, and closes
+# once the session has ended (lorastudio/websocket.py).
+LORASTUDIO_WS_SESSION_CHECK_SECONDS = env_float(
+    "LORASTUDIO_WS_SESSION_CHECK_SECONDS", 10.0, minimum=0.01
+)
+
 # --- Redis, queue and channel layer ---------------------------------------------------------
 REDIS_URL = env_str("REDIS_URL")
 
