@@ -156,6 +156,9 @@ LORASTUDIO_MAX_RUN_SECONDS = env_int("LORASTUDIO_MAX_RUN_SECONDS", 72 * 3600, mi
 LORASTUDIO_NODE_WORKERS = env_int("LORASTUDIO_NODE_WORKERS", 2, minimum=1)
 # Students' runs wait for staff approval before they are queued.
 LORASTUDIO_REQUIRE_APPROVAL = env_bool("LORASTUDIO_REQUIRE_APPROVAL", False)
+# A student's unfinished runs (waiting for approval, queued or training) at most; staff have
+# no limit. Checked by the plan (training/planning.py) under the owner's row lock at submit.
+LORASTUDIO_MAX_ACTIVE_RUNS_PER_USER = env_int("LORASTUDIO_MAX_ACTIVE_RUNS_PER_USER", 3, minimum=1)
 
 # --- Websockets -----------------------------------------------------------------------------
 # An open socket re-checks the login behind it before every push and this often, and closes
