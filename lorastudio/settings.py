@@ -110,6 +110,17 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+# Failed logins refuse further attempts (the right password too) for a while: this many per
+# username, or from one client address, within the window (lorastudio/throttle.py).
+LORASTUDIO_LOGIN_FAILURES_PER_USERNAME = env_int(
+    "LORASTUDIO_LOGIN_FAILURES_PER_USERNAME", 5, minimum=1
+)
+LORASTUDIO_LOGIN_FAILURES_PER_ADDRESS = env_int(
+    "LORASTUDIO_LOGIN_FAILURES_PER_ADDRESS", 20, minimum=1
+)
+LORASTUDIO_LOGIN_FAILURE_WINDOW_SECONDS = env_int(
+    "LORASTUDIO_LOGIN_FAILURE_WINDOW_SECONDS", 900, minimum=1
+)
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
