@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
@@ -83,6 +84,17 @@ def env_list(name: str, default: list[str]) -> list[str]:
     if value is None:
         return default
     return [item.strip() for item in value.split(",") if item.strip()]
+
+
+def env_names(name: str) -> list[str]:
+    """A comma-separated list of environment variable names, each NAME or PREFIX*."""
+    names = env_list(name, [])
+    for item in names:
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*\*?", item):
+            raise ImproperlyConfigured(
+                f"{name}: {item!r} is not a variable name (NAME, or PREFIX* for a prefix)"
+            )
+    return names
 
 
 def env_path(name: str, default: Path) -> Path:

@@ -12,6 +12,7 @@ from lorastudio.envconfig import (
     env_float,
     env_int,
     env_list,
+    env_names,
     env_path,
     env_str,
     load_dotenv,
@@ -165,6 +166,9 @@ LORASTUDIO_HEARTBEAT_SECONDS = env_float("LORASTUDIO_HEARTBEAT_SECONDS", 5.0)
 LORASTUDIO_STALE_AFTER_SECONDS = env_int("LORASTUDIO_STALE_AFTER_SECONDS", 30, minimum=2)
 LORASTUDIO_MAX_RUN_SECONDS = env_int("LORASTUDIO_MAX_RUN_SECONDS", 72 * 3600, minimum=60)
 LORASTUDIO_NODE_WORKERS = env_int("LORASTUDIO_NODE_WORKERS", 2, minimum=1)
+# Variables (NAME or PREFIX*) a trainer inherits besides the built-in allow-list of
+# training/execution/process.py, e.g. WANDB_API_KEY; the app's own secrets never pass.
+LORASTUDIO_TRAINER_ENV = env_names("LORASTUDIO_TRAINER_ENV")
 # Students' runs wait for staff approval before they are queued.
 LORASTUDIO_REQUIRE_APPROVAL = env_bool("LORASTUDIO_REQUIRE_APPROVAL", False)
 # A student's unfinished runs (waiting for approval, queued or training) at most; staff have
