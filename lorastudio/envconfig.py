@@ -31,6 +31,40 @@ def load_dotenv(path: Path) -> None:
         os.environ.setdefault(key, value)
 
 
+# Django's own rule for a usable key (its security.W009 check), and words of placeholders such
+# as deploy/lorastudio.env.example's "change-me-to-a-long-random-string".
+SECRET_KEY_MIN_LENGTH = 50
+SECRET_KEY_MIN_UNIQUE_CHARACTERS = 5
+SECRET_KEY_PLACEHOLDERS = (
+    "change-me",
+    "changeme",
+    "change_me",
+    "replace-me",
+    "replace_me",
+    "django-insecure",
+    "placeholder",
+    "your-secret",
+    "your_secret",
+    "dry-run-only",
+)
+
+
+def secret_key_problem(name: str, key: str) -> str | None:
+    """Why `key` is no real secret (a placeholder, too short, too few different characters),
+    naming the variable `name`; None for a usable key."""
+    how = "generate one: python3 -c 'import secrets; print(secrets.token_urlsafe(50))'"
+    lowered = key.lower()
+    if any(word in lowered for word in SECRET_KEY_PLACEHOLDERS):
+        return f"{name} is a placeholder, not a secret: {how}"
+    if len(key) < SECRET_KEY_MIN_LENGTH:
+        return (
+            f"{name} is too short ({len(key)} characters, at least {SECRET_KEY_MIN_LENGTH}): {how}"
+        )
+    if len(set(key)) < SECRET_KEY_MIN_UNIQUE_CHARACTERS:
+        return f"{name} has too few different characters to be a secret: {how}"
+    return None
+
+
 def env_str(name: str, default: str = "") -> str:
     """Return the variable as a string, or `default` when unset."""
     return os.environ.get(name, default)

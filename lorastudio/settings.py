@@ -17,6 +17,7 @@ from lorastudio.envconfig import (
     env_str,
     load_dotenv,
     parse_database_url,
+    secret_key_problem,
 )
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -32,6 +33,10 @@ if not SECRET_KEY:
         )
     # Debug only: a per-process random key, so nothing guessable is ever built in.
     SECRET_KEY = secrets.token_urlsafe(50)
+elif not DEBUG and (problem := secret_key_problem("SECRET_KEY", SECRET_KEY)):
+    # Sessions, password resets and the queue's tasks are signed with it: a known or short
+    # key lets anyone forge them.
+    raise ImproperlyConfigured(problem)
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 
@@ -233,7 +238,9 @@ if env_bool("LORASTUDIO_HTTPS", False):
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
     SECURE_SSL_REDIRECT = env_bool("LORASTUDIO_SSL_REDIRECT", True)
-    SECURE_HSTS_SECONDS = env_int("LORASTUDIO_HSTS_SECONDS", 0, minimum=0)
+    # One year, this host only, no preload: browsers keep to HTTPS for a year after a visit;
+    # subdomains and the preload list are an operator's choice (the domain may hold others).
+    SECURE_HSTS_SECONDS = env_int("LORASTUDIO_HSTS_SECONDS", 31_536_000, minimum=0)
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
 # --- Logging --------------------------------------------------------------------------------
