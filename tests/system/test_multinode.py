@@ -102,6 +102,7 @@ def lab(tmp_path, transactional_db):
                 fake_gpus=gpus,
                 LORASTUDIO_HEARTBEAT_SECONDS="1",
                 FAKE_TRAINER_LINES=str(FLOOD_LINES),
+                LORASTUDIO_TRAINER_ENV="FAKE_TRAINER_*",  # beyond the trainer's allow-list
             )
             start(f"qcluster-{node}", [sys.executable, "manage.py", "qcluster"], env)
             start(f"agent-{node}", [sys.executable, "manage.py", "node_agent"], env)
