@@ -220,17 +220,18 @@ class SessionGuard:
         """Whether the socket's login still holds; closes the socket (once) when not."""
         if self._ended:
             return False
+        code = SESSION_ENDED
         try:
-            alive = await database_sync_to_async(session_user_id)(self._session_key)
-            alive = alive is not None and alive == self._user_id
+            user_id = await database_sync_to_async(session_user_id)(self._session_key)
+            alive = user_id is not None and user_id == self._user_id
         except Exception:
-            # Cannot tell (e.g. the database is away): close; the page reconnects and logs in
-            # again through the handshake's own check.
+            # Cannot tell (e.g. the database is away): close as a server error, so that the
+            # page reconnects and its handshake checks the login again.
             logger.exception("Could not re-check the session of a websocket")
-            alive = False
+            alive, code = False, 1011
         if not alive:
             self._ended = True
-            await self.close(code=SESSION_ENDED)
+            await self.close(code=code)
         return alive
 
     async def _watch_session(self) -> None:
