@@ -65,7 +65,20 @@ else
   [ "$DRY_RUN" = 1 ] || touch "$stamp"
 fi
 
-# 3. .env: a secret key and this machine's node name, added only when missing
+# 3. .env: a secret key and this machine's node name, added only when missing. It holds
+# SECRET_KEY (and perhaps DATABASE_URL's password): readable by its owner only, however it
+# was made.
+if [ -f "$ENV_FILE" ]; then
+  mode=$(stat -c %a "$ENV_FILE")
+  if [ "$mode" != 600 ]; then
+    if [ "$DRY_RUN" = 1 ]; then
+      echo "would run: chmod 600 $ENV_FILE (now $mode)"
+    else
+      chmod 600 "$ENV_FILE"
+      say "$ENV_FILE: readable by its owner only now (mode 600, was $mode)"
+    fi
+  fi
+fi
 env_has() { [ -f "$ENV_FILE" ] && grep -q "^$1=" "$ENV_FILE"; }
 NODE=${NODE:-${LORASTUDIO_NODE:-$(hostname -s 2>/dev/null || hostname)}}
 if env_has LORASTUDIO_NODE; then
@@ -81,7 +94,7 @@ for key in SECRET_KEY LORASTUDIO_NODE; do
       SECRET_KEY) value=$("$PY" -c 'import secrets; print(secrets.token_urlsafe(50))') ;;
       LORASTUDIO_NODE) value=$NODE ;;
     esac
-    touch "$ENV_FILE" && chmod 600 "$ENV_FILE"
+    (umask 077 && touch "$ENV_FILE") && chmod 600 "$ENV_FILE"
     printf '%s=%s\n' "$key" "$value" >> "$ENV_FILE"
     say "$ENV_FILE: added $key"
   fi

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import secrets
 import statistics
 import subprocess
 import sys
@@ -48,7 +49,7 @@ def main() -> None:
     parser.add_argument("--lines", type=int, default=200, help="lines to send")
     args = parser.parse_args()
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "lorastudio.settings")
-    os.environ.setdefault("SECRET_KEY", "bench-only-secret-key-0123456789")
+    os.environ.setdefault("SECRET_KEY", secrets.token_urlsafe(50))
     os.environ.setdefault("LORASTUDIO_DATA_DIR", tempfile.mkdtemp(prefix="bench-layer-"))
     import django
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import secrets
 import statistics
 import subprocess
 import sys
@@ -70,10 +71,9 @@ def drain(lines: int) -> tuple[int, float]:
     from sdscripts.progress import StreamSplitter
     from training.execution.process import TrainerProcess
 
-    env = dict(os.environ, FAKE_TRAINER_LINES=str(lines))
     start = time.perf_counter()
     flood = [sys.executable, str(ROOT / "tests" / "fake_trainers" / "flood.py")]
-    trainer = TrainerProcess(flood, cwd=str(ROOT), env=env)
+    trainer = TrainerProcess(flood, cwd=str(ROOT), command_env={"FAKE_TRAINER_LINES": str(lines)})
     splitters = {"stdout": StreamSplitter(), "stderr": StreamSplitter()}
     count = 0
     while not trainer.finished():
@@ -94,7 +94,7 @@ def main() -> None:
     parser.add_argument("--flood", type=int, default=100000, help="lines the flood prints")
     args = parser.parse_args()
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "lorastudio.settings")
-    os.environ.setdefault("SECRET_KEY", "bench-only")
+    os.environ.setdefault("SECRET_KEY", secrets.token_urlsafe(50))
     os.environ.setdefault("LORASTUDIO_DATA_DIR", tempfile.mkdtemp(prefix="bench-"))
     import django
 

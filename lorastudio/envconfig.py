@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import math
 import os
+import re
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
@@ -27,6 +29,40 @@ def load_dotenv(path: Path) -> None:
         if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
             value = value[1:-1]
         os.environ.setdefault(key, value)
+
+
+# Django's own rule for a usable key (its security.W009 check), and words of placeholders such
+# as deploy/lorastudio.env.example's "change-me-to-a-long-random-string".
+SECRET_KEY_MIN_LENGTH = 50
+SECRET_KEY_MIN_UNIQUE_CHARACTERS = 5
+SECRET_KEY_PLACEHOLDERS = (
+    "change-me",
+    "changeme",
+    "change_me",
+    "replace-me",
+    "replace_me",
+    "django-insecure",
+    "placeholder",
+    "your-secret",
+    "your_secret",
+    "dry-run-only",
+)
+
+
+def secret_key_problem(name: str, key: str) -> str | None:
+    """Why `key` is no real secret (a placeholder, too short, too few different characters),
+    naming the variable `name`; None for a usable key."""
+    how = "generate one: python3 -c 'import secrets; print(secrets.token_urlsafe(50))'"
+    lowered = key.lower()
+    if any(word in lowered for word in SECRET_KEY_PLACEHOLDERS):
+        return f"{name} is a placeholder, not a secret: {how}"
+    if len(key) < SECRET_KEY_MIN_LENGTH:
+        return (
+            f"{name} is too short ({len(key)} characters, at least {SECRET_KEY_MIN_LENGTH}): {how}"
+        )
+    if len(set(key)) < SECRET_KEY_MIN_UNIQUE_CHARACTERS:
+        return f"{name} has too few different characters to be a secret: {how}"
+    return None
 
 
 def env_str(name: str, default: str = "") -> str:
@@ -60,15 +96,20 @@ def env_int(name: str, default: int, *, minimum: int | None = None) -> int:
     return number
 
 
-def env_float(name: str, default: float) -> float:
+def env_float(name: str, default: float, *, minimum: float | None = None) -> float:
     """Return a float variable, failing with a message that names the variable."""
     value = os.environ.get(name)
     if value is None or value == "":
         return default
     try:
-        return float(value)
+        number = float(value)
     except ValueError:
         raise ImproperlyConfigured(f"{name} must be a number, not {value!r}") from None
+    if not math.isfinite(number):
+        raise ImproperlyConfigured(f"{name} must be a finite number, not {value!r}")
+    if minimum is not None and number < minimum:
+        raise ImproperlyConfigured(f"{name} must be at least {minimum:g}, not {number:g}")
+    return number
 
 
 def env_list(name: str, default: list[str]) -> list[str]:
@@ -77,6 +118,17 @@ def env_list(name: str, default: list[str]) -> list[str]:
     if value is None:
         return default
     return [item.strip() for item in value.split(",") if item.strip()]
+
+
+def env_names(name: str) -> list[str]:
+    """A comma-separated list of environment variable names, each NAME or PREFIX*."""
+    names = env_list(name, [])
+    for item in names:
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*\*?", item):
+            raise ImproperlyConfigured(
+                f"{name}: {item!r} is not a variable name (NAME, or PREFIX* for a prefix)"
+            )
+    return names
 
 
 def env_path(name: str, default: Path) -> Path:

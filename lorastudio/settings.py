@@ -12,10 +12,12 @@ from lorastudio.envconfig import (
     env_float,
     env_int,
     env_list,
+    env_names,
     env_path,
     env_str,
     load_dotenv,
     parse_database_url,
+    secret_key_problem,
 )
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -31,6 +33,10 @@ if not SECRET_KEY:
         )
     # Debug only: a per-process random key, so nothing guessable is ever built in.
     SECRET_KEY = secrets.token_urlsafe(50)
+elif not DEBUG and (problem := secret_key_problem("SECRET_KEY", SECRET_KEY)):
+    # Sessions, password resets and the queue's tasks are signed with it: a known or short
+    # key lets anyone forge them.
+    raise ImproperlyConfigured(problem)
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 
@@ -110,6 +116,17 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+# Failed logins refuse further attempts (the right password too) for a while: this many per
+# username, or from one client address, within the window (lorastudio/throttle.py).
+LORASTUDIO_LOGIN_FAILURES_PER_USERNAME = env_int(
+    "LORASTUDIO_LOGIN_FAILURES_PER_USERNAME", 5, minimum=1
+)
+LORASTUDIO_LOGIN_FAILURES_PER_ADDRESS = env_int(
+    "LORASTUDIO_LOGIN_FAILURES_PER_ADDRESS", 20, minimum=1
+)
+LORASTUDIO_LOGIN_FAILURE_WINDOW_SECONDS = env_int(
+    "LORASTUDIO_LOGIN_FAILURE_WINDOW_SECONDS", 900, minimum=1
+)
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
@@ -154,8 +171,21 @@ LORASTUDIO_HEARTBEAT_SECONDS = env_float("LORASTUDIO_HEARTBEAT_SECONDS", 5.0)
 LORASTUDIO_STALE_AFTER_SECONDS = env_int("LORASTUDIO_STALE_AFTER_SECONDS", 30, minimum=2)
 LORASTUDIO_MAX_RUN_SECONDS = env_int("LORASTUDIO_MAX_RUN_SECONDS", 72 * 3600, minimum=60)
 LORASTUDIO_NODE_WORKERS = env_int("LORASTUDIO_NODE_WORKERS", 2, minimum=1)
+# Variables (NAME or PREFIX*) a trainer inherits besides the built-in allow-list of
+# training/execution/process.py, e.g. WANDB_API_KEY; the app's own secrets never pass.
+LORASTUDIO_TRAINER_ENV = env_names("LORASTUDIO_TRAINER_ENV")
 # Students' runs wait for staff approval before they are queued.
 LORASTUDIO_REQUIRE_APPROVAL = env_bool("LORASTUDIO_REQUIRE_APPROVAL", False)
+# A student's unfinished runs (waiting for approval, queued or training) at most; staff have
+# no limit. Checked by the plan (training/planning.py) under the owner's row lock at submit.
+LORASTUDIO_MAX_ACTIVE_RUNS_PER_USER = env_int("LORASTUDIO_MAX_ACTIVE_RUNS_PER_USER", 3, minimum=1)
+
+# --- Websockets -----------------------------------------------------------------------------
+# An open socket re-checks the login behind it before every push and this often, and closes
+# once the session has ended (lorastudio/websocket.py).
+LORASTUDIO_WS_SESSION_CHECK_SECONDS = env_float(
+    "LORASTUDIO_WS_SESSION_CHECK_SECONDS", 10.0, minimum=0.01
+)
 
 # --- Redis, queue and channel layer ---------------------------------------------------------
 REDIS_URL = env_str("REDIS_URL")
@@ -208,7 +238,9 @@ if env_bool("LORASTUDIO_HTTPS", False):
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
     SECURE_SSL_REDIRECT = env_bool("LORASTUDIO_SSL_REDIRECT", True)
-    SECURE_HSTS_SECONDS = env_int("LORASTUDIO_HSTS_SECONDS", 0, minimum=0)
+    # One year, this host only, no preload: browsers keep to HTTPS for a year after a visit;
+    # subdomains and the preload list are an operator's choice (the domain may hold others).
+    SECURE_HSTS_SECONDS = env_int("LORASTUDIO_HSTS_SECONDS", 31_536_000, minimum=0)
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
 # --- Logging --------------------------------------------------------------------------------

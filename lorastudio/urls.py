@@ -5,14 +5,21 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
 from lorastudio import views
+from lorastudio.forms import AdminLoginForm, LoginForm
 
 admin.site.site_header = "LoRA Studio administration"
 admin.site.site_title = "LoRA Studio admin"
 admin.site.index_title = "Lab administration"
+# Both login doors are throttled the same way (lorastudio/throttle.py).
+admin.site.login_form = AdminLoginForm
 
 urlpatterns = [
     path("", views.home, name="home"),
-    path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
+    path(
+        "accounts/login/",
+        auth_views.LoginView.as_view(authentication_form=LoginForm),
+        name="login",
+    ),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path(
         "accounts/password/",

@@ -22,16 +22,38 @@ HOST = os.environ.get("HOST", "127.0.0.1")
 PORT = int(os.environ.get("PORT", "8000"))
 
 
+def env_file_path() -> Path:
+    """The .env file the settings read (LORASTUDIO_ENV_FILE, else the project's .env)."""
+    return Path(os.environ.get("LORASTUDIO_ENV_FILE") or ROOT / ".env")
+
+
+def make_private(path: Path) -> None:
+    """Make a settings file readable by its owner only (it holds SECRET_KEY, and perhaps
+    DATABASE_URL with its password): 0600, whoever wrote it and however."""
+    if not path.is_file() or path.stat().st_mode & 0o777 == 0o600:
+        return
+    try:
+        path.chmod(0o600)
+    except PermissionError:
+        print(f"Warning: {path} is readable by others and not ours to change: chmod 600 it.")
+    else:
+        print(f"Made {path} readable by its owner only (mode 600).")
+
+
 def ensure_env_file() -> None:
-    """Write a .env with a generated SECRET_KEY on first run (never a default secret)."""
-    env_file = ROOT / ".env"
+    """Write a .env with a generated SECRET_KEY on first run (never a default secret), and
+    keep the file private."""
+    env_file = env_file_path()
+    make_private(env_file)
     if "SECRET_KEY" in os.environ:
         return
     text = env_file.read_text() if env_file.exists() else ""
     if not any(line.startswith("SECRET_KEY=") for line in text.splitlines()):
-        with env_file.open("a") as f:
+        # Created private: the key is never readable by others, not even for a moment.
+        fd = os.open(env_file, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        with os.fdopen(fd, "a") as f:
             f.write(f"SECRET_KEY={secrets.token_urlsafe(50)}\n")
-        env_file.chmod(0o600)
+        make_private(env_file)
         print(f"Wrote a new SECRET_KEY to {env_file}")
 
 

@@ -20,11 +20,27 @@ def session_cookie(user) -> str:
     return f"{settings.SESSION_COOKIE_NAME}={store.session_key}"
 
 
-def communicator(path: str, cookie: str | None = None, *, origin: bytes = ORIGIN):
-    """A communicator for `path` with a session cookie (anonymous when None)."""
+def client_cookie(client) -> str:
+    """The session cookie of a logged-in Django test client (its logout ends that session)."""
+    name = settings.SESSION_COOKIE_NAME
+    return f"{name}={client.cookies[name].value}"
+
+
+def communicator(
+    path: str,
+    cookie: str | None = None,
+    *,
+    origin: bytes | None = ORIGIN,
+    host: bytes = b"localhost",
+    headers: tuple[tuple[bytes, bytes], ...] = (),
+):
+    """A communicator for `path` with a session cookie (anonymous when None), as a browser
+    on page `origin` (none when None) that reached the server as `host` would open it."""
     from lorastudio.asgi import application
 
-    headers = [(b"origin", origin), (b"host", b"localhost")]
+    headers = [(b"host", host), *headers]
+    if origin is not None:
+        headers.append((b"origin", origin))
     if cookie is not None:
         headers.append((b"cookie", cookie.encode()))
     return WebsocketCommunicator(application, path, headers=headers)

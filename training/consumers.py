@@ -9,6 +9,7 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.template.loader import render_to_string
 
+from lorastudio.websocket import SessionGuard, client_message, seq_number
 from training.live import LAB_GROUP, run_group, run_state, sample_message
 from training.models import RunLog, SampleImage, TrainingRun
 
@@ -21,18 +22,16 @@ BOARD_REFRESH_SECONDS = 5.0
 def _after_from_query(scope) -> int | None:
     """The `?after=N` resume point a reconnecting page passes, if any."""
     values = parse_qs(scope.get("query_string", b"").decode("latin-1")).get("after")
-    try:
-        return max(0, int(values[0])) if values else None
-    except ValueError:
-        return None
+    return seq_number(values[0]) if values else None
 
 
-class RunConsumer(AsyncJsonWebsocketConsumer):
+class RunConsumer(SessionGuard, AsyncJsonWebsocketConsumer):
     """`ws/runs/<id>/`: the run's state, its log (each line once, in order) and progress.
 
-    Only the owner or staff may connect. Every log message carries its RunLog seq; the
-    consumer remembers the last seq it sent, drops repeats and fills gaps from the database,
-    so a client never sees a line twice nor misses one.
+    Only the owner or staff may connect, and only while their login lasts (SessionGuard).
+    Every log message carries its RunLog seq; the consumer remembers the last seq it sent,
+    drops repeats and fills gaps from the database, so a client never sees a line twice nor
+    misses one.
     """
 
     async def connect(self):
@@ -45,10 +44,11 @@ class RunConsumer(AsyncJsonWebsocketConsumer):
         self.group = run_group(self.run_id)
         await self.channel_layer.group_add(self.group, self.channel_name)
         await self.accept()
+        self.start_session_guard()
         await self.send_json({"type": "state", "state": await self._state()})
         # Samples stored before this socket joined the group (the page skips ones it shows).
         for sample in await self._samples():
-            await self.run_sample(sample)
+            await self._send_sample(sample)
         after = _after_from_query(self.scope)
         if after is None:
             await self._send_tail()
@@ -56,29 +56,26 @@ class RunConsumer(AsyncJsonWebsocketConsumer):
             await self._catch_up(after)
 
     async def disconnect(self, code):
+        self.stop_session_guard()
         if getattr(self, "group", None):
             await self.channel_layer.group_discard(self.group, self.channel_name)
 
-    async def receive_json(self, content, **kwargs):
-        # The one message a client may send: "resume after seq N". Anything else is ignored.
-        if isinstance(content, dict) and content.get("type") == "resume":
-            try:
-                after = max(0, int(content.get("after", 0)))
-            except (TypeError, ValueError):
-                return
-            self.last_seq = min(self.last_seq, after)
-            await self._catch_up(after)
-
     async def receive(self, text_data=None, bytes_data=None, **kwargs):
-        if text_data is None:
+        # The one message a client may send: {"type": "resume", "after": N}. Anything else
+        # (binary, not JSON, another type, a bad N) is ignored, never an error.
+        content = client_message(text_data)
+        if content is None or content.get("type") != "resume":
             return
-        try:
-            await super().receive(text_data=text_data, bytes_data=bytes_data, **kwargs)
-        except ValueError:
-            return  # not JSON: ignored like any other client message
+        after = seq_number(content.get("after", 0))
+        if after is None or not await self.session_alive():
+            return
+        self.last_seq = min(self.last_seq, after)
+        await self._catch_up(after)
 
-    # --- group messages -----------------------------------------------------------------
+    # --- group messages (each re-checks the login first) ------------------------------------
     async def run_log(self, event):
+        if not await self.session_alive():
+            return
         seq = int(event["seq"])
         if seq <= self.last_seq:
             return
@@ -89,9 +86,13 @@ class RunConsumer(AsyncJsonWebsocketConsumer):
         await self.send_json({"type": "log", "chunks": [[seq, event["text"]]]})
 
     async def run_progress(self, event):
+        if not await self.session_alive():
+            return
         await self.send_json({"type": "progress", "state": event["state"]})
 
     async def run_state(self, event):
+        if not await self.session_alive():
+            return
         await self.send_json(
             {
                 "type": "state",
@@ -101,9 +102,14 @@ class RunConsumer(AsyncJsonWebsocketConsumer):
         )
 
     async def run_sample(self, event):
-        await self.send_json({"type": "sample", **{k: v for k, v in event.items() if k != "type"}})
+        if not await self.session_alive():
+            return
+        await self._send_sample(event)
 
     # --- helpers ------------------------------------------------------------------------
+    async def _send_sample(self, event):
+        await self.send_json({"type": "sample", **{k: v for k, v in event.items() if k != "type"}})
+
     async def _send_tail(self):
         chunks = await self._chunks(None, LOG_TAIL_CHUNKS)
         first = chunks[0][0] if chunks else 1
@@ -151,8 +157,9 @@ class RunConsumer(AsyncJsonWebsocketConsumer):
         return [[seq, text] for seq, text in rows.values_list("seq", "text")]
 
 
-class LabConsumer(AsyncJsonWebsocketConsumer):
-    """`ws/lab/`: the dashboard's lab board and the user's own runs, re-rendered on change."""
+class LabConsumer(SessionGuard, AsyncJsonWebsocketConsumer):
+    """`ws/lab/`: the dashboard's lab board and the user's own runs, re-rendered on change,
+    while the user's login lasts (SessionGuard)."""
 
     async def connect(self):
         user = self.scope.get("user")
@@ -162,22 +169,21 @@ class LabConsumer(AsyncJsonWebsocketConsumer):
         self.user = user
         await self.channel_layer.group_add(LAB_GROUP, self.channel_name)
         await self.accept()
+        self.start_session_guard()
         await self._send_board()
         # GPU memory and temperature change without a run event: refresh now and then.
         self._ticker = asyncio.ensure_future(self._tick())
 
     async def disconnect(self, code):
+        self.stop_session_guard()
         ticker = getattr(self, "_ticker", None)
         if ticker is not None:
             ticker.cancel()
         if getattr(self, "user", None) is not None:
             await self.channel_layer.group_discard(LAB_GROUP, self.channel_name)
 
-    async def receive_json(self, content, **kwargs):
-        """Clients have nothing to say on this socket."""
-
     async def receive(self, text_data=None, bytes_data=None, **kwargs):
-        return
+        """Clients have nothing to say on this socket: whatever they send is ignored."""
 
     async def lab_changed(self, event):
         await self._send_board()
@@ -185,11 +191,16 @@ class LabConsumer(AsyncJsonWebsocketConsumer):
     async def _tick(self):
         while True:
             await asyncio.sleep(BOARD_REFRESH_SECONDS)
-            await self._send_board()
+            if not await self._send_board():
+                return
 
-    async def _send_board(self):
+    async def _send_board(self) -> bool:
+        """Push the board if the login still holds; False once the socket is closing."""
+        if not await self.session_alive():
+            return False
         board, runs = await self._render()
         await self.send_json({"type": "board", "board": board, "runs": runs})
+        return True
 
     @database_sync_to_async
     def _render(self) -> tuple[str, str]:

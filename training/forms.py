@@ -6,6 +6,8 @@ verdict the submit service will reach; `form.plan` holds the plan once the form 
 
 from __future__ import annotations
 
+import uuid
+
 from django import forms
 from django.core.exceptions import PermissionDenied, ValidationError
 
@@ -79,9 +81,14 @@ class RunForm(forms.Form):
         ),
     )
 
-    def __init__(self, *args, user, **kwargs):
+    # A random id per rendered form: the submit service makes at most one run per id, so a
+    # form posted twice (double click, reload, back and submit) creates one run.
+    form_token = forms.UUIDField(required=False, initial=uuid.uuid4, widget=forms.HiddenInput)
+
+    def __init__(self, *args, user, submit: bool = False, **kwargs):
         super().__init__(*args, **kwargs)
         self.user = user
+        self.submit = submit  # a real submit needs the form's token; previews do not
         self.plan = None
         self.fields["preset"].queryset = Preset.objects.filter(enabled=True)
         raw = self.data.get("preset") if self.is_bound else self.initial.get("preset")
@@ -126,6 +133,10 @@ class RunForm(forms.Form):
 
     def clean(self):
         cleaned = super().clean()
+        if self.submit and cleaned.get("form_token") is None:
+            raise forms.ValidationError(
+                "This form is out of date: reload the page, check the run and submit again."
+            )
         preset, base_model = cleaned.get("preset"), cleaned.get("base_model")
         if preset is not None and preset != self.preset:
             raise forms.ValidationError(

@@ -26,6 +26,7 @@ from sdscripts.params import validate_params
 from sdscripts.prompts import clean_prompt
 from sdscripts.prompts import sample_prompts as sample_prompts_of
 from sdscripts.rules import samples_during_training
+from training.models import TrainingRun
 from training.selectors import (
     candidate_gpus,
     largest_gpu_mib,
@@ -119,6 +120,21 @@ def _check_access(request: RunRequest) -> None:
         raise PermissionDenied("Only staff may pass extra sd-scripts flags.")
 
 
+def unfinished_runs_refusal(owner) -> str | None:
+    """The owner's limit of unfinished runs (LORASTUDIO_MAX_ACTIVE_RUNS_PER_USER): why a new
+    run would exceed it, or None. Staff have no limit."""
+    if owner.is_staff:
+        return None
+    limit = settings.LORASTUDIO_MAX_ACTIVE_RUNS_PER_USER
+    unfinished = TrainingRun.objects.filter(owner=owner).unfinished().count()
+    if unfinished < limit:
+        return None
+    return (
+        f"{owner} already has {unfinished} unfinished runs (queued, waiting or training); "
+        f"the lab allows {limit} per student. Wait for one to finish, or cancel one."
+    )
+
+
 def default_sample_prompts(dataset, count: int = 2) -> str:
     """Prompts for a run that samples but was given none: the dataset's first captions.
 
@@ -148,8 +164,9 @@ def plan_run(request: RunRequest) -> RunPlan:
     3. Memory: plan against the given budget, else the lab's largest GPU, else 24 GB, with
        the correction the architecture's measured peaks call for (`vram_correction`); add
        memory savers when the request allows it.
-    4. Verdict: every reason it may not be queued (no dataset, a dataset check error, no GPU
-       of the lab holds it); empty means the submit service may queue it.
+    4. Verdict: every reason it may not be queued (the owner's limit of unfinished runs, no
+       dataset, a dataset check error, no GPU of the lab holds it); empty means the submit
+       service may queue it.
     """
     _check_access(request)
     owner, preset, arch = request.owner, request.preset, request.base_model.architecture
@@ -177,6 +194,8 @@ def plan_run(request: RunRequest) -> RunPlan:
         values = dict(memory.params)
 
     blocking: list[str] = []
+    if refusal := unfinished_runs_refusal(owner):
+        blocking.append(refusal)
     if request.dataset is None:
         blocking.append("A run needs a dataset.")
     if not memory.fits and (largest is not None or request.budget_mib):

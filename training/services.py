@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import logging
+import uuid
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.db.backends.base.operations import BaseDatabaseOperations
@@ -32,6 +34,21 @@ def _dispatch_soon() -> None:
     transaction.on_commit(go)
 
 
+class AlreadySubmitted(Exception):
+    """The form was submitted before: `run` is the run it created (nothing new is written)."""
+
+    def __init__(self, run: TrainingRun):
+        self.run = run
+        super().__init__(f"This form was already submitted: it created run #{run.pk}.")
+
+
+def _lock_owner(owner) -> None:
+    """Serialise the owner's submits until commit (their limit and form tokens are checked
+    under it, so a double submit cannot pass both). PostgreSQL locks the user's row; SQLite
+    transactions here begin IMMEDIATE, which already serialises every writer."""
+    list(get_user_model().objects.select_for_update().filter(pk=owner.pk).values_list("pk"))
+
+
 @transaction.atomic
 def submit_run(
     owner,
@@ -48,15 +65,24 @@ def submit_run(
     sample_prompts: str = "",
     priority: int = 0,
     rerun_of: TrainingRun | None = None,
+    form_token: uuid.UUID | None = None,
 ) -> TrainingRun:
     """Plan a new run and queue it (or send it for approval); returns it.
 
-    1. Plan it (training.planning.plan_run): access, parameters, memory, dataset check.
-       Its refusals propagate (ValidationError, PermissionDenied, ParamError); a plan with
-       blocking reasons is refused with all of them. Nothing is written then.
+    0. Lock the owner's submits; a `form_token` that already created a run of this owner
+       raises AlreadySubmitted with that run (a form posted twice makes one run).
+    1. Plan it (training.planning.plan_run): access, the owner's limit of unfinished runs,
+       parameters, memory, dataset check. Its refusals propagate (ValidationError,
+       PermissionDenied, ParamError); a plan with blocking reasons is refused with all of
+       them. Nothing is written then.
     2. Save the run with the plan's parameters, prompts and memory estimate.
     3. Move it draft → queued (or pending approval); dispatch on commit.
     """
+    _lock_owner(owner)
+    if form_token is not None:
+        earlier = TrainingRun.objects.filter(owner=owner, form_token=form_token).first()
+        if earlier is not None:
+            raise AlreadySubmitted(earlier)
     plan = plan_run(
         RunRequest(
             owner=owner,
@@ -87,6 +113,7 @@ def submit_run(
         rerun_of=rerun_of,
         vram_estimate_mib=plan.vram.estimate_mib,
         plan=plan.record(),
+        form_token=form_token,
     )
     run.full_clean()
     run.save()

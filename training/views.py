@@ -108,11 +108,10 @@ def run_list(request):
 def run_create(request):
     """Pick dataset, model and preset, set the open knobs, see the plan, submit."""
     if request.method == "POST" and request.POST.get("submit") == "1":
-        form = RunForm(request.POST, user=request.user)
-        if form.is_valid() and form.plan is not None:
-            for reason in form.plan.blocking:
-                form.add_error(None, reason)
+        form = RunForm(request.POST, user=request.user, submit=True)
         if form.is_valid():
+            # The service refuses what the plan blocks, after checking whether this form
+            # was already submitted (then its run is shown, not the limit it now reaches).
             try:
                 run = services.submit_run(
                     request.user,
@@ -123,12 +122,17 @@ def run_create(request):
                     name=form.cleaned_data["name"],
                     sample_prompts=form.cleaned_data["sample_prompts"],
                     by=request.user,
+                    form_token=form.cleaned_data["form_token"],
                 )
+            except services.AlreadySubmitted as exc:
+                messages.info(request, str(exc))
+                return redirect("training:run-detail", pk=exc.run.pk)
             except ParamError as exc:
                 for name, message in exc.errors.items():
                     form.add_error(None, f"{name}: {message}")
             except (ValidationError, PermissionDenied) as exc:
-                form.add_error(None, "; ".join(getattr(exc, "messages", [str(exc)])))
+                for message in getattr(exc, "messages", [str(exc)]):
+                    form.add_error(None, message)
             else:
                 messages.success(request, f"Run #{run.pk} submitted.")
                 return redirect("training:run-detail", pk=run.pk)

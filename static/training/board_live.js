@@ -16,8 +16,10 @@
       board.innerHTML = m.board;  // rendered and escaped by Django templates
       if (runs) runs.innerHTML = m.runs;
     };
-    ws.onclose = function () {
+    ws.onclose = function (e) {
       live.classList.remove("on");
+      // 4401: the login behind the socket ended (logged out); a new one would be refused.
+      if (e.code === 4401) return;
       var delay = Math.min(30000, 500 * Math.pow(2, attempts++)) * (0.75 + Math.random() / 2);
       setTimeout(connect, delay);
     };

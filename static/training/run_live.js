@@ -127,9 +127,10 @@
         addSample(m);
       }
     };
-    ws.onclose = function () {
+    ws.onclose = function (e) {
       live.classList.remove("on");
-      if (finished) return;
+      // 4401: the login behind the socket ended (logged out); a new one would be refused.
+      if (finished || e.code === 4401) return;
       var delay = Math.min(30000, 500 * Math.pow(2, attempts++)) * (0.75 + Math.random() / 2);
       setTimeout(connect, delay);
     };

@@ -76,3 +76,35 @@ def test_ensure_superuser_refuses_to_promote_an_existing_student(student):
         call_command("ensure_superuser", "--username", "alice")
     student.refresh_from_db()
     assert not student.is_superuser
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("password", "why"),
+    [
+        ("1", "too short"),
+        ("password123", "too common"),
+        ("83920174629", "entirely numeric"),
+        ("labadmin-1", "too similar to the username"),
+    ],
+)
+def test_ensure_superuser_refuses_a_weak_password_from_the_environment(monkeypatch, password, why):
+    from io import StringIO
+
+    monkeypatch.setenv("DJANGO_SUPERUSER_PASSWORD", password)
+    out = StringIO()
+    with pytest.raises(CommandError, match="DJANGO_SUPERUSER_PASSWORD is too weak") as refused:
+        call_command("ensure_superuser", "--username", "labadmin", stdout=out)
+    assert why in str(refused.value)
+    assert password not in str(refused.value)  # the password is never echoed
+    assert not get_user_model().objects.exists()
+
+
+def test_password_validators_are_configured(settings):
+    names = {v["NAME"].rsplit(".", 1)[1] for v in settings.AUTH_PASSWORD_VALIDATORS}
+    assert names == {
+        "UserAttributeSimilarityValidator",
+        "MinimumLengthValidator",
+        "CommonPasswordValidator",
+        "NumericPasswordValidator",
+    }

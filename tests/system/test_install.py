@@ -82,6 +82,7 @@ def test_install_registers_the_node_and_models_and_is_idempotent(home, tmp_path)
     ]
     env_text = (tmp_path / "env").read_text()
     assert env_text.count("SECRET_KEY=") == 1 and "LORASTUDIO_NODE=ws1" in env_text
+    assert (tmp_path / "env").stat().st_mode & 0o777 == 0o600
 
     second = install(tmp_path)
     assert second.returncode == 0, second.stdout + second.stderr
@@ -89,6 +90,22 @@ def test_install_registers_the_node_and_models_and_is_idempotent(home, tmp_path)
     assert (tmp_path / "env").read_text() == env_text
     assert len(rows(db, models)) == 3
     assert rows(db, "select count(*) from training_historicalbasemodel") == [(3,)]
+
+
+def test_an_existing_world_readable_env_file_is_made_private(home, tmp_path):
+    env_file = tmp_path / "env"
+    env_file.write_text("SECRET_KEY=an-existing-key-kept-as-it-is-0123456789-abcdefghijklmn\n")
+    env_file.chmod(0o644)
+
+    dry = install(tmp_path, "--dry-run")
+    assert dry.returncode == 0, dry.stdout + dry.stderr
+    assert f"would run: chmod 600 {env_file} (now 644)" in dry.stdout
+    assert env_file.stat().st_mode & 0o777 == 0o644  # a dry run changes nothing
+
+    result = install(tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert env_file.stat().st_mode & 0o777 == 0o600
+    assert "an-existing-key-kept-as-it-is" in env_file.read_text()
 
 
 def test_install_refuses_a_missing_home(tmp_path):

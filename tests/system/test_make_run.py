@@ -39,6 +39,9 @@ def wait_for_text(path: Path, text: str, proc: subprocess.Popen) -> str:
 
 def test_make_run_serves_the_site_finishes_a_demo_run_and_stops_on_ctrl_c(tmp_path):
     port = free_port()
+    env_file = tmp_path / "lab.env"  # an existing settings file, world-readable
+    env_file.write_text("# settings of this workstation\n")
+    env_file.chmod(0o644)
     env = {
         key: value
         for key, value in os.environ.items()
@@ -46,7 +49,7 @@ def test_make_run_serves_the_site_finishes_a_demo_run_and_stops_on_ctrl_c(tmp_pa
     }
     env.update(
         SECRET_KEY="make-run-test-secret-key-" + "x" * 40,
-        LORASTUDIO_ENV_FILE=os.devnull,
+        LORASTUDIO_ENV_FILE=str(env_file),
         LORASTUDIO_DATA_DIR=str(tmp_path / "data"),
         LORASTUDIO_NODE="newcomer",
         DJANGO_SUPERUSER_PASSWORD="a-newcomer-password-7",
@@ -70,6 +73,7 @@ def test_make_run_serves_the_site_finishes_a_demo_run_and_stops_on_ctrl_c(tmp_pa
             assert b"csrfmiddlewaretoken" in page.read()
         output = wait_for_text(log, "succeeded: its page /runs/", proc)
         assert "Created superuser 'admin'" in output
+        assert env_file.stat().st_mode & 0o777 == 0o600  # made private
         assert "a-newcomer-password-7" not in output  # a given password is never echoed
         assert "epoch" in output  # the trainer's own lines are followed in the terminal
 

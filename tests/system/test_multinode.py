@@ -102,6 +102,7 @@ def lab(tmp_path, transactional_db):
                 fake_gpus=gpus,
                 LORASTUDIO_HEARTBEAT_SECONDS="1",
                 FAKE_TRAINER_LINES=str(FLOOD_LINES),
+                LORASTUDIO_TRAINER_ENV="FAKE_TRAINER_*",  # beyond the trainer's allow-list
             )
             start(f"qcluster-{node}", [sys.executable, "manage.py", "qcluster"], env)
             start(f"agent-{node}", [sys.executable, "manage.py", "node_agent"], env)
@@ -135,7 +136,10 @@ async def _follow(port: int, run_id: int, cookie: str, approved: asyncio.Event) 
     url = f"ws://127.0.0.1:{port}/ws/runs/{run_id}/"
     messages: list[dict] = []
     async with websockets.connect(
-        url, origin="http://127.0.0.1", additional_headers={"Cookie": cookie}
+        # The page's origin as a browser sends it: scheme, host and the port it reached.
+        url,
+        origin=f"http://127.0.0.1:{port}",
+        additional_headers={"Cookie": cookie},
     ) as ws:
         first = json.loads(await asyncio.wait_for(ws.recv(), DEADLINE_S))
         messages.append(first)
@@ -156,6 +160,7 @@ def test_runs_land_on_nodes_that_fit_and_stream_their_logs_through_daphne(
 ):
     port, procs, logs = lab
     settings.LORASTUDIO_REQUIRE_APPROVAL = True  # runs wait until every client listens
+    settings.LORASTUDIO_MAX_ACTIVE_RUNS_PER_USER = 4  # the student's four runs wait together
     scripts = fake_sdscripts(tmp_path / "sd-scripts", "flood")
     GPUNode.objects.filter(name__in=NODES).update(
         sdscripts_dir=str(scripts), sdscripts_python=sys.executable

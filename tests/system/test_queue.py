@@ -152,7 +152,13 @@ def test_two_nodes_each_get_the_runs_that_fit_them(
         TrainingRun.objects.filter(pk=run.pk).update(vram_estimate_mib=need)
         runs[need] = run
     for name in nodes:
-        clusters(name, fake_gpus=nodes[name], FAKE_TRAINER_LINES="200")
+        # The flood trainer's knob reaches it only as an operator's addition.
+        clusters(
+            name,
+            fake_gpus=nodes[name],
+            FAKE_TRAINER_LINES="200",
+            LORASTUDIO_TRAINER_ENV="FAKE_TRAINER_*",
+        )
 
     beat_nodes(settings, nodes)
     from training.scheduler import dispatch

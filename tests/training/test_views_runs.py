@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 import pytest
 from django.core.files.base import ContentFile
 from django.urls import reverse
@@ -36,6 +38,7 @@ def form_data(preset, model, dataset, **params):
     data = {"preset": preset.pk, "base_model": model.pk, "dataset": dataset.pk, "name": "my lora"}
     data.update({f"p_{k}": v for k, v in params.items()})
     data["submit"] = "1"
+    data["form_token"] = str(uuid.uuid4())  # a fresh form each time
     return data
 
 

@@ -4,7 +4,8 @@ The trainer (sd-scripts or the demo) runs in a session of its own, so one signal
 process group reaches every child it starts (data loaders, sample generation). It gets
 SIGKILL as its parent-death signal, so it cannot outlive a killed worker, and the reaper
 can still kill a group whose runner is gone (`kill_group`). Both pipes are read by threads
-that never let them fill. No Django here.
+that never let them fill. It inherits an allow-list of the worker's environment, never the
+app's secrets (`trainer_environment`). No Django here.
 """
 
 from __future__ import annotations
@@ -20,9 +21,73 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 
 logger = logging.getLogger(__name__)
+
+# --- The trainer's environment ----------------------------------------------------------------
+# A trainer runs code a student influences (captions, prompts, sd-scripts and its many
+# dependencies), while the worker that starts it holds SECRET_KEY (tasks and sessions are signed
+# with it), DATABASE_URL and REDIS_URL. So the trainer inherits an allow-list, not the worker's
+# environment: what finding programs, CUDA, Python's output, model caches and downloads need.
+TRAINER_ENV_NAMES = frozenset(
+    {
+        # Programs, the account and its home (Hugging Face and torch caches live under HOME).
+        "PATH", "HOME", "USER", "LOGNAME",
+        # Language, time zone, temporary files.
+        "LANG", "LANGUAGE", "TZ", "TMPDIR", "TEMP", "TMP",
+        # Shared libraries: CUDA installed outside the system's library path.
+        "LD_LIBRARY_PATH",
+        # The trainer's Python: output and encoding only. PYTHONPATH and PYTHONHOME belong to
+        # the worker's interpreter and would mislead sd-scripts' own venv.
+        "PYTHONUNBUFFERED", "PYTHONIOENCODING", "PYTHONUTF8", "PYTHONDONTWRITEBYTECODE",
+        # Threads of the CPU maths libraries.
+        "OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS",
+        # Downloads (tokenizers, encoders) through a campus proxy, with its certificates.
+        "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy",
+        "SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE",
+        "XDG_CACHE_HOME",
+    }
+)  # fmt: skip
+TRAINER_ENV_PREFIXES = (
+    "LC_",  # locale
+    "CUDA_", "NVIDIA_", "NCCL_",  # the GPU (the runner sets CUDA_VISIBLE_DEVICES itself)
+    "HF_", "HUGGINGFACE_", "TRANSFORMERS_", "DIFFUSERS_",  # model caches, offline mode, token
+    "TORCH_", "PYTORCH_", "XFORMERS_", "ACCELERATE_",  # torch caches and allocator, accelerate
+    "DEMO_TRAINER_",  # the built-in demo trainer's own knobs
+)  # fmt: skip
+# Never passed on, whatever an operator adds (LORASTUDIO_TRAINER_ENV): the app's own secrets
+# and settings.
+NEVER_TO_TRAINER = frozenset({"SECRET_KEY", "DATABASE_URL", "REDIS_URL"})
+NEVER_TO_TRAINER_PREFIXES = ("DJANGO_", "LORASTUDIO_")
+
+
+def _matches(name: str, patterns: Iterable[str]) -> bool:
+    """Whether `name` is one of `patterns` ("NAME", or "PREFIX*" for a prefix)."""
+    return any(name.startswith(p[:-1]) if p.endswith("*") else name == p for p in patterns)
+
+
+def trainer_environment(
+    parent: Mapping[str, str], own: Mapping[str, str], inherit: Iterable[str] = ()
+) -> dict[str, str]:
+    """The environment a trainer starts with: the allowed part of `parent` (the worker's
+    environment), plus the names or "PREFIX*" patterns of `inherit` (an operator's additions),
+    never the app's secrets; then the command's `own` variables on top."""
+    extra = tuple(inherit)
+    env = {
+        name: value
+        for name, value in parent.items()
+        if (
+            name in TRAINER_ENV_NAMES
+            or name.startswith(TRAINER_ENV_PREFIXES)
+            or _matches(name, extra)
+        )
+        and name not in NEVER_TO_TRAINER
+        and not name.startswith(NEVER_TO_TRAINER_PREFIXES)
+    }
+    env.update(own)
+    return env
+
 
 PR_SET_PDEATHSIG = 1
 READ_BYTES = 65536
@@ -136,14 +201,25 @@ def read_pipe(stream, name: str, out: queue.Queue) -> None:
 
 
 class TrainerProcess:
-    """One running trainer: its process, process group and output."""
+    """One running trainer: its process, process group and output.
 
-    def __init__(self, argv: Sequence[str], *, cwd: str, env: Mapping[str, str]):
+    Its environment is `trainer_environment(os.environ, command_env, inherit)`: the command's
+    own variables and the allowed part of this worker's environment, never all of it.
+    """
+
+    def __init__(
+        self,
+        argv: Sequence[str],
+        *,
+        cwd: str,
+        command_env: Mapping[str, str],
+        inherit: Iterable[str] = (),
+    ):
         argv, preexec_fn = with_parent_death_signal(argv)
         self.proc = subprocess.Popen(
             argv,
             cwd=cwd,
-            env=dict(env),
+            env=trainer_environment(os.environ, command_env, inherit),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import errno
 import logging
-import os
 import traceback
 from pathlib import Path
 
@@ -105,11 +104,17 @@ class Runner:
     def start(self, work_dir: str, command) -> None:
         """Start the trainer in its own session; store its process group; mark it running."""
         run = self.run
-        env = {**os.environ, **command.env, "PYTHONUNBUFFERED": "1"}
-        env["CUDA_VISIBLE_DEVICES"] = str(run.gpu.index) if run.gpu_id else ""
+        own = {
+            **command.env,
+            "PYTHONUNBUFFERED": "1",
+            "CUDA_VISIBLE_DEVICES": str(run.gpu.index) if run.gpu_id else "",
+        }
         self.say("[LoRA Studio] Starting: " + command_text(command.argv))
         cwd = command.cwd or str(settings.BASE_DIR)
-        self.trainer = TrainerProcess(command.argv, cwd=cwd, env=env)
+        # Only the allowed part of this worker's environment (process.trainer_environment).
+        self.trainer = TrainerProcess(
+            command.argv, cwd=cwd, command_env=own, inherit=settings.LORASTUDIO_TRAINER_ENV
+        )
         transition(
             run,
             RunStatus.RUNNING,

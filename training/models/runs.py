@@ -27,6 +27,10 @@ class TrainingRunQuerySet(models.QuerySet):
         """Runs waiting for a GPU."""
         return self.filter(status=RunStatus.QUEUED)
 
+    def unfinished(self) -> TrainingRunQuerySet:
+        """Runs not in a terminal state: drafts, waiting for approval, queued or training."""
+        return self.exclude(status__in=TERMINAL)
+
 
 class TrainingRun(models.Model):
     """One LoRA training job, from submission to its files."""
@@ -106,6 +110,9 @@ class TrainingRun(models.Model):
     rerun_of = models.ForeignKey(
         "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="reruns"
     )
+    # The new-run form this run was submitted from (a random id in the form): a second POST
+    # of the same form finds this run instead of creating another.
+    form_token = models.UUIDField(null=True, blank=True, editable=False)
 
     history = HistoricalRecords(
         excluded_fields=[
@@ -119,6 +126,7 @@ class TrainingRun(models.Model):
             "loss_points",
             "heartbeat_at",
             "vram_peak_mib",
+            "form_token",
         ]
     )
     objects = TrainingRunQuerySet.as_manager()
@@ -136,6 +144,11 @@ class TrainingRun(models.Model):
                 fields=["gpu"],
                 condition=Q(status__in=ON_GPU),
                 name="one_active_run_per_gpu",
+            ),
+            # Backs the submit service's check (made under the owner's row lock): one run per
+            # submitted form.
+            models.UniqueConstraint(
+                fields=["owner", "form_token"], name="one_run_per_submitted_form"
             ),
         ]
 

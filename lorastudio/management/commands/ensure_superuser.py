@@ -4,6 +4,8 @@ import os
 import secrets
 
 from django.contrib.auth import get_user_model
+from django.contrib.auth.password_validation import validate_password
+from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
@@ -34,6 +36,15 @@ class Command(BaseCommand):
         generated = not password
         if generated:
             password = secrets.token_urlsafe(12)
+        else:
+            # The admin's password meets the same rules (AUTH_PASSWORD_VALIDATORS) as any
+            # password set through the site.
+            try:
+                validate_password(password, User(username=username, email=email))
+            except ValidationError as exc:
+                raise CommandError(
+                    "DJANGO_SUPERUSER_PASSWORD is too weak: " + " ".join(exc.messages)
+                ) from None
         User.objects.create_superuser(username=username, email=email, password=password)
         self.stdout.write(self.style.SUCCESS(f"Created superuser {username!r}."))
         if generated:

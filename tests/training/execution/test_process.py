@@ -14,7 +14,7 @@ SLEEPER = "[sys.executable, '-c', 'import time; time.sleep(60)']"
 
 
 def start(folder, code: str) -> process.TrainerProcess:
-    return process.TrainerProcess([sys.executable, "-c", code], cwd=str(folder), env=os.environ)
+    return process.TrainerProcess([sys.executable, "-c", code], cwd=str(folder), command_env={})
 
 
 def test_group_pids_lists_the_processes_of_a_group():

@@ -115,9 +115,12 @@ def test_trainer_failures_are_classified(student, tmp_path, trainer, reason, wor
     assert _log(run)  # the failed run keeps its log
 
 
-def test_cancel_stops_the_trainer_process_group_within_5_seconds(student, tmp_path, monkeypatch):
+def test_cancel_stops_the_trainer_process_group_within_5_seconds(
+    student, tmp_path, monkeypatch, settings
+):
     pid_file = tmp_path / "pids"
     monkeypatch.setenv("FAKE_TRAINER_PID_FILE", str(pid_file))
+    settings.LORASTUDIO_TRAINER_ENV = ["FAKE_TRAINER_*"]  # not in the trainer's allow-list
     run = _assigned(submit_fake_sd15(student, tmp_path, "hang"))
     result = {}
     worker = threading.Thread(target=lambda: result.setdefault("r", runner.execute(run.pk)))
@@ -212,3 +215,30 @@ def test_a_disk_that_fills_up_while_preparing_fails_as_disk_full(student, tmp_pa
         assert "[LoRA Studio] The disk filled up" in _log(run)
     finally:
         subprocess.run(["umount", str(full)])
+
+
+def test_the_trainer_never_sees_the_apps_secrets(student, tmp_path, monkeypatch, settings):
+    secrets = {
+        "SECRET_KEY": "worker-secret-key-that-must-stay-in-the-worker-0123456789",
+        "DATABASE_URL": "postgres://lorastudio:db-password-123@db.lab:5432/lorastudio",
+        "REDIS_URL": "redis://:redis-password-456@redis.lab:6379/0",
+        "DJANGO_SUPERUSER_PASSWORD": "superuser-password-789",
+        "PGPASSWORD": "pg-password-000",
+    }
+    for name, value in secrets.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    monkeypatch.setenv("WANDB_API_KEY", "passed-on-purpose")
+    settings.LORASTUDIO_TRAINER_ENV = ["WANDB_*", "SECRET_KEY"]  # SECRET_KEY never passes
+    run = _assigned(submit_fake_sd15(student, tmp_path, "print_env"))
+
+    runner.execute(run.pk)
+
+    log = _log(TrainingRun.objects.get(pk=run.pk))
+    assert "ENV CUDA_VISIBLE_DEVICES=0" in log  # the run's own GPU
+    assert f"ENV HF_HOME={tmp_path / 'hf'}" in log
+    assert "ENV WANDB_API_KEY=passed-on-purpose" in log
+    assert "ENV PATH=" in log and "ENV PYTHONUNBUFFERED=1" in log
+    for name, value in secrets.items():
+        assert f"ENV {name}=" not in log and value not in log
+    assert "ENV LORASTUDIO_" not in log
