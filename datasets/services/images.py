@@ -1,8 +1,7 @@
-"""Dataset services: every write to datasets goes through these functions."""
+"""Image services: add images (uploads, zip archives, folders) and delete them."""
 
 from __future__ import annotations
 
-import shutil
 import uuid
 import zipfile
 from collections.abc import Iterable, Iterator
@@ -27,24 +26,8 @@ from datasets.ingest import (
     read_zip,
     subset_folder_match,
 )
-from datasets.lint import ImageFacts, LintReport, lint_images
 from datasets.models import Dataset, DatasetImage
-
-__all__ = [
-    "ArchiveRefused",
-    "IngestError",
-    "IngestReport",
-    "add_images",
-    "apply_caption_tool",
-    "create_dataset",
-    "delete_dataset",
-    "delete_image",
-    "import_folder",
-    "import_zip",
-    "lint_dataset",
-    "save_captions",
-    "update_dataset",
-]
+from datasets.services.datasets import create_dataset
 
 
 class IngestError(Exception):
@@ -56,53 +39,6 @@ def _limits() -> dict[str, int]:
         "max_pixels": settings.LORASTUDIO_MAX_IMAGE_PIXELS,
         "max_bytes": settings.LORASTUDIO_MAX_UPLOAD_MB * 10**6,
     }
-
-
-@transaction.atomic
-def create_dataset(
-    owner,
-    *,
-    name: str,
-    description: str = "",
-    trigger_word: str = "",
-    repeats: int = 10,
-    caption_extension: str = ".txt",
-    visibility: str = "private",
-) -> Dataset:
-    """Create an empty dataset; raises ValidationError on bad values or a duplicate name."""
-    dataset = Dataset(
-        owner=owner,
-        name=name.strip(),
-        description=description,
-        trigger_word=trigger_word.strip(),
-        repeats=repeats,
-        caption_extension=caption_extension,
-        visibility=visibility,
-    )
-    dataset.full_clean()
-    dataset.save()
-    return dataset
-
-
-@transaction.atomic
-def update_dataset(
-    dataset: Dataset,
-    *,
-    name: str,
-    description: str,
-    trigger_word: str,
-    repeats: int,
-    visibility: str,
-) -> Dataset:
-    """Change a dataset's settings; raises ValidationError and changes nothing on bad values."""
-    dataset.name = name.strip()
-    dataset.description = description
-    dataset.trigger_word = trigger_word.strip()
-    dataset.repeats = repeats
-    dataset.visibility = visibility
-    dataset.full_clean()
-    dataset.save()
-    return dataset
 
 
 def _display_name(name: str) -> str:
@@ -300,43 +236,3 @@ def delete_image(image: DatasetImage) -> None:
                 storage.delete(name)
 
     transaction.on_commit(remove_files)
-
-
-@transaction.atomic
-def delete_dataset(dataset: Dataset) -> None:
-    """Delete a dataset with all of its images and files."""
-    folder = Path(settings.MEDIA_ROOT) / "datasets" / str(dataset.pk)
-    dataset.delete()
-    transaction.on_commit(lambda: shutil.rmtree(folder, ignore_errors=True))
-
-
-@transaction.atomic
-def save_captions(dataset: Dataset, new_captions: dict[int, str]) -> int:
-    """Store captions by image id (only this dataset's images); return how many changed."""
-    images = list(dataset.images.filter(pk__in=list(new_captions)).only("pk", "caption"))
-    changed = []
-    for image in images:
-        caption = caption_tools.normalize_caption(new_captions[image.pk])
-        if caption != image.caption:
-            image.caption = caption
-            changed.append(image)
-    DatasetImage.objects.bulk_update(changed, ["caption"], batch_size=500)
-    if changed:
-        Dataset.objects.filter(pk=dataset.pk).update(updated_at=timezone.now())
-    return len(changed)
-
-
-def apply_caption_tool(dataset: Dataset, tool: str, *, find: str = "", replace: str = "") -> int:
-    """Run a bulk caption tool (captions.TOOLS) over every image; return how many changed."""
-    current = dict(dataset.images.values_list("pk", "caption"))
-    result = caption_tools.apply_tool(
-        current, tool, trigger=dataset.trigger_word, find=find, replace=replace
-    )
-    return save_captions(dataset, result)
-
-
-def lint_dataset(dataset: Dataset, *, resolution: int = 1024) -> LintReport:
-    """Pre-flight report of a dataset for a training resolution (plain data)."""
-    rows = dataset.images.values_list("pk", "original_name", "width", "height", "caption", "phash")
-    facts = [ImageFacts(*row) for row in rows]
-    return lint_images(facts, trigger_word=dataset.trigger_word, resolution=resolution)
