@@ -19,7 +19,9 @@ IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp"}
 CAPTION_SUFFIXES = (".txt", ".caption")
 MAX_ZIP_ENTRIES = 20_000
 MAX_COMPRESSION_RATIO = 200  # real images barely compress; more than this is a zip bomb
+# The most of a caption file that is read; a bigger one refuses its image.
 MAX_CAPTION_BYTES = 64 * 1024
+_CAPTION_FILE_TOO_BIG = f"has a caption file over the {MAX_CAPTION_BYTES // 1024} KB limit"
 # Files per batch: enough to keep every core busy, few enough to bound memory.
 BATCH_FILES = 16
 # Below these, starting worker processes costs more than it saves.
@@ -174,9 +176,13 @@ def read_zip(source, *, max_total_bytes: int, max_entry_bytes: int) -> Iterator[
             caption = None
             for suffix in CAPTION_SUFFIXES:
                 cap_info = files.get(str(path.with_suffix(suffix)))
-                if cap_info is not None and cap_info.file_size <= MAX_CAPTION_BYTES:
-                    caption = archive.read(cap_info).decode("utf-8", errors="replace")
+                if cap_info is not None:
+                    if cap_info.file_size <= MAX_CAPTION_BYTES:
+                        caption = archive.read(cap_info).decode("utf-8", errors="replace")
                     break
+            if caption is None and cap_info is not None:
+                yield Offered(name, b"", refused=_CAPTION_FILE_TOO_BIG)
+                continue
             yield Offered(name, archive.read(info), caption)
 
 
@@ -188,13 +194,17 @@ def subset_folder_match(name: str) -> tuple[int, str] | None:
     return int(match.group(1)), match.group(2).strip()
 
 
-def read_caption_file(image_path: Path) -> str | None:
-    """The caption beside an image (same stem, .txt or .caption), or None."""
+def read_caption_file(image_path: Path) -> tuple[str | None, str]:
+    """The caption beside an image (same stem, .txt or .caption): (text or None, problem)."""
     for suffix in CAPTION_SUFFIXES:
         candidate = image_path.with_suffix(suffix)
         if candidate.is_file() and not candidate.is_symlink():
-            return candidate.read_bytes()[:MAX_CAPTION_BYTES].decode("utf-8", errors="replace")
-    return None
+            with candidate.open("rb") as stream:
+                data = stream.read(MAX_CAPTION_BYTES + 1)
+            if len(data) > MAX_CAPTION_BYTES:
+                return None, _CAPTION_FILE_TOO_BIG
+            return data.decode("utf-8", errors="replace"), ""
+    return None, ""
 
 
 @dataclass(frozen=True)

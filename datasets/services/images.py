@@ -13,7 +13,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from datasets import captions as caption_tools
+from datasets.captions import CaptionTooLong, clean_caption
 from datasets.images import ImageRejected
 from datasets.ingest import (
     ArchiveRefused,
@@ -52,6 +52,7 @@ def _ingest(dataset: Dataset, offered: Iterable[Offered]) -> IngestReport:
     known = set(dataset.images.values_list("sha256", flat=True))
     count = len(known)
     max_images = settings.LORASTUDIO_MAX_IMAGES_PER_DATASET
+    max_chars = settings.LORASTUDIO_MAX_CAPTION_CHARS
     written: list[str] = []
     try:
         with transaction.atomic(), Inspector(**_limits()) as inspector:
@@ -60,6 +61,11 @@ def _ingest(dataset: Dataset, offered: Iterable[Offered]) -> IngestReport:
                     name = _display_name(item.name)
                     if isinstance(result, ImageRejected):
                         report.rejected.append((name, str(result)))
+                        continue
+                    try:
+                        caption = clean_caption(item.caption or "", max_chars=max_chars)
+                    except CaptionTooLong as exc:
+                        report.rejected.append((name, f"has a caption of {exc}"))
                         continue
                     if result.sha256 in known:
                         report.duplicates.append(name)
@@ -79,7 +85,7 @@ def _ingest(dataset: Dataset, offered: Iterable[Offered]) -> IngestReport:
                         size_bytes=result.size_bytes,
                         sha256=result.sha256,
                         phash=result.phash,
-                        caption=caption_tools.normalize_caption(item.caption or ""),
+                        caption=caption,
                     )
                     image.file.save(f"{stem}.{result.extension}", ContentFile(item.data), False)
                     written.append(image.file.name)
@@ -176,8 +182,12 @@ def _offered_from_paths(paths: Iterable[Path]) -> Iterator[Offered]:
         if size > max_bytes:
             refused = f"is {size / 1e6:.1f} MB, over the {max_bytes // 10**6} MB limit"
             yield Offered(path.name, b"", refused=refused)
+            continue
+        caption, problem = read_caption_file(path)
+        if problem:
+            yield Offered(path.name, b"", refused=problem)
         else:
-            yield Offered(path.name, path.read_bytes(), read_caption_file(path))
+            yield Offered(path.name, path.read_bytes(), caption)
 
 
 @transaction.atomic
