@@ -47,15 +47,22 @@ def _display_name(name: str) -> str:
 
 
 def _ingest(dataset: Dataset, offered: Iterable[Offered]) -> IngestReport:
-    """Inspect, de-duplicate and store files; on any exception remove what was written."""
+    """Inspect, de-duplicate, cap and store files in one transaction; on error store nothing.
+
+    The dataset's row is locked before its images are counted and their hashes read, so
+    uploads into one dataset at once take turns here: each one sees what the others added
+    (the duplicate check and the image limit hold), on PostgreSQL as on SQLite.
+    """
     report = IngestReport()
-    known = set(dataset.images.values_list("sha256", flat=True))
-    count = len(known)
     max_images = settings.LORASTUDIO_MAX_IMAGES_PER_DATASET
     max_chars = settings.LORASTUDIO_MAX_CAPTION_CHARS
     written: list[str] = []
     try:
         with transaction.atomic(), Inspector(**_limits()) as inspector:
+            Dataset.objects.select_for_update().only("pk").get(pk=dataset.pk)
+            images = DatasetImage.objects.filter(dataset_id=dataset.pk)
+            known = set(images.values_list("sha256", flat=True))
+            count = len(known)
             for batch in batched(offered):
                 for item, result in zip(batch, inspector.inspect(batch)):
                     name = _display_name(item.name)
@@ -234,7 +241,11 @@ def delete_image(image: DatasetImage) -> None:
     """Delete one image, its files and its caption."""
     dataset_id = image.dataset_id
     names = [image.file.name, image.thumbnail.name]
-    image.delete()
+    # Takes its turn with uploads into the dataset (see _ingest), so image_count stays true.
+    Dataset.objects.select_for_update().only("pk").get(pk=dataset_id)
+    deleted, _ = DatasetImage.objects.filter(pk=image.pk).delete()
+    if not deleted:
+        return  # someone else deleted it a moment ago
     Dataset.objects.filter(pk=dataset_id).update(
         image_count=F("image_count") - 1, updated_at=timezone.now()
     )
