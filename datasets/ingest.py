@@ -1,24 +1,20 @@
-"""Ways in: uploaded files, zip archives and folders, checked and decoded on all cores."""
+"""Ways in: uploaded files and folders (zip archives: archives.py), checked on all cores."""
 
 from __future__ import annotations
 
 import multiprocessing
 import os
 import re
-import stat
-import zipfile
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 from datasets.images import ImageInfo, ImageRejected, inspect_or_reason
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp"}
 CAPTION_SUFFIXES = (".txt", ".caption")
-MAX_ZIP_ENTRIES = 20_000
-MAX_COMPRESSION_RATIO = 200  # real images barely compress; more than this is a zip bomb
 # The most of a caption file that is read; a bigger one refuses its image.
 MAX_CAPTION_BYTES = 64 * 1024
 _CAPTION_FILE_TOO_BIG = f"has a caption file over the {MAX_CAPTION_BYTES // 1024} KB limit"
@@ -31,10 +27,6 @@ POOL_MIN_BYTES = 4 * 1024 * 1024
 _SUBSET_DIR_RE = re.compile(r"^(\d+)_(.+)$")
 
 
-class ArchiveRefused(Exception):
-    """The whole archive is refused; nothing was imported."""
-
-
 @dataclass
 class IngestReport:
     """What happened to each file offered to a dataset."""
@@ -42,6 +34,7 @@ class IngestReport:
     added: list[int] = field(default_factory=list)  # DatasetImage ids
     duplicates: list[str] = field(default_factory=list)  # names skipped as exact duplicates
     rejected: list[tuple[str, str]] = field(default_factory=list)  # (name, reason)
+    refused_archives: list[tuple[str, str]] = field(default_factory=list)  # (name, reason)
     notes: list[str] = field(default_factory=list)
 
     def merge(self, other: IngestReport) -> None:
@@ -49,6 +42,7 @@ class IngestReport:
         self.added += other.added
         self.duplicates += other.duplicates
         self.rejected += other.rejected
+        self.refused_archives += other.refused_archives
         self.notes += other.notes
 
     def messages(self) -> list[str]:
@@ -59,6 +53,10 @@ class IngestReport:
                 f"Skipped {len(self.duplicates)} exact duplicate(s): {', '.join(self.duplicates)}."
             )
         lines += [f"Refused {name}: it {reason}." for name, reason in self.rejected]
+        lines += [
+            f"Refused {name}: {reason}. Nothing was imported from it."
+            for name, reason in self.refused_archives
+        ]
         lines += self.notes
         return lines
 
@@ -119,71 +117,6 @@ def batched(items: Iterable[Offered], size: int = BATCH_FILES) -> Iterator[list[
             batch = []
     if batch:
         yield batch
-
-
-def _entry_problem(info: zipfile.ZipInfo) -> str | None:
-    """Why a zip entry makes the archive unsafe, or None."""
-    name = info.filename
-    if name.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", name):
-        return f"entry {name!r} has an absolute path"
-    parts = re.split(r"[\\/]", name)
-    if ".." in parts:
-        return f"entry {name!r} points outside the archive (..)"
-    # Unix file type bits; archives made elsewhere (or by writestr) leave them at 0.
-    file_type = stat.S_IFMT(info.external_attr >> 16)
-    if file_type and file_type not in (stat.S_IFREG, stat.S_IFDIR):
-        return f"entry {name!r} is a link or a device file"
-    if info.compress_size and info.file_size / info.compress_size > MAX_COMPRESSION_RATIO:
-        return f"entry {name!r} expands {info.file_size // info.compress_size}× (a zip bomb)"
-    return None
-
-
-def read_zip(source, *, max_total_bytes: int, max_entry_bytes: int) -> Iterator[Offered]:
-    """Check a whole archive first, then yield its images (with captions) one by one.
-
-    Raises ArchiveRefused before yielding anything if any entry is unsafe or a cap is hit,
-    so that a refused archive changes nothing. Entries are read into memory, never
-    extracted to disk, so no archive name is ever used as a path.
-    """
-    try:
-        archive = zipfile.ZipFile(source)
-    except (zipfile.BadZipFile, OSError) as exc:
-        raise ArchiveRefused(f"not a readable zip archive ({exc})") from None
-    with archive:
-        infos = archive.infolist()
-        if len(infos) > MAX_ZIP_ENTRIES:
-            raise ArchiveRefused(f"{len(infos)} entries, over the limit of {MAX_ZIP_ENTRIES}")
-        problems = [p for p in map(_entry_problem, infos) if p]
-        if problems:
-            raise ArchiveRefused("; ".join(problems[:5]))
-        total = sum(info.file_size for info in infos)
-        if total > max_total_bytes:
-            raise ArchiveRefused(
-                f"it unpacks to {total / 1e6:.0f} MB, over the {max_total_bytes // 10**6} MB limit"
-            )
-        files = {info.filename: info for info in infos if not info.is_dir()}
-        for name, info in files.items():
-            path = PurePosixPath(name)
-            if path.suffix.lower() in CAPTION_SUFFIXES or path.name.startswith("."):
-                continue
-            if "__MACOSX" in path.parts:
-                continue
-            if info.file_size > max_entry_bytes:
-                limit = max_entry_bytes // 10**6
-                refused = f"is {info.file_size / 1e6:.1f} MB, over the {limit} MB limit"
-                yield Offered(name, b"", refused=refused)
-                continue
-            caption = None
-            for suffix in CAPTION_SUFFIXES:
-                cap_info = files.get(str(path.with_suffix(suffix)))
-                if cap_info is not None:
-                    if cap_info.file_size <= MAX_CAPTION_BYTES:
-                        caption = archive.read(cap_info).decode("utf-8", errors="replace")
-                    break
-            if caption is None and cap_info is not None:
-                yield Offered(name, b"", refused=_CAPTION_FILE_TOO_BIG)
-                continue
-            yield Offered(name, archive.read(info), caption)
 
 
 def subset_folder_match(name: str) -> tuple[int, str] | None:

@@ -142,13 +142,7 @@ def dataset_upload(request, pk):
                 request, "datasets/dataset_upload.html", {"dataset": dataset, "form": form}
             )
         uploads = form.cleaned_data["files"]
-        images = [(f.name, f) for f in uploads if not f.name.lower().endswith(".zip")]
-        report = services.add_images(dataset, images)
-        for archive in (f for f in uploads if f.name.lower().endswith(".zip")):
-            try:
-                report.merge(services.import_zip(dataset, archive))
-            except services.ArchiveRefused as exc:
-                messages.error(request, f"Refused {archive.name}: {exc}. Nothing was imported.")
+        report = services.upload_files(dataset, [(upload.name, upload) for upload in uploads])
         _report_messages(request, report)
         return redirect("datasets:dataset-detail", pk=dataset.pk)
     return render(request, "datasets/dataset_upload.html", {"dataset": dataset, "form": form})

@@ -4,7 +4,8 @@ Split by what they write: datasets.py (a dataset's settings), images.py (adding 
 images), captions.py (the captions editor and bulk tools).
 """
 
-from datasets.ingest import ArchiveRefused, IngestReport
+from datasets.archives import ArchiveRefused
+from datasets.ingest import IngestReport
 from datasets.services.captions import apply_caption_tool, save_captions
 from datasets.services.datasets import create_dataset, delete_dataset, lint_dataset, update_dataset
 from datasets.services.images import (
@@ -13,6 +14,7 @@ from datasets.services.images import (
     delete_image,
     import_folder,
     import_zip,
+    upload_files,
 )
 
 __all__ = [
@@ -29,4 +31,5 @@ __all__ = [
     "lint_dataset",
     "save_captions",
     "update_dataset",
+    "upload_files",
 ]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-import zipfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path, PurePosixPath
 
@@ -13,17 +12,16 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
+from datasets.archives import ArchiveRefused, open_zip, read_zip
 from datasets.captions import CaptionTooLong, clean_caption
 from datasets.images import ImageRejected
 from datasets.ingest import (
-    ArchiveRefused,
     IngestReport,
     Inspector,
     Offered,
     batched,
     plan_folder,
     read_caption_file,
-    read_zip,
     subset_folder_match,
 )
 from datasets.models import Dataset, DatasetImage
@@ -46,14 +44,16 @@ def _display_name(name: str) -> str:
     return PurePosixPath(name.replace("\\", "/")).name[:255] or "unnamed"
 
 
-def _ingest(dataset: Dataset, offered: Iterable[Offered]) -> IngestReport:
+def _ingest(
+    dataset: Dataset, offered: Iterable[Offered], report: IngestReport | None = None
+) -> IngestReport:
     """Inspect, de-duplicate, cap and store files in one transaction; on error store nothing.
 
     The dataset's row is locked before its images are counted and their hashes read, so
     uploads into one dataset at once take turns here: each one sees what the others added
     (the duplicate check and the image limit hold), on PostgreSQL as on SQLite.
     """
-    report = IngestReport()
+    report = report if report is not None else IngestReport()
     max_images = settings.LORASTUDIO_MAX_IMAGES_PER_DATASET
     max_chars = settings.LORASTUDIO_MAX_CAPTION_CHARS
     written: list[str] = []
@@ -132,26 +132,55 @@ def add_images(dataset: Dataset, files: list[tuple[str, object]]) -> IngestRepor
     return _ingest(dataset, _offered_from_files(files))
 
 
+def _zip_entries(source) -> Iterator[Offered]:
+    """read_zip with the settings' limits, after refusing an archive too big to unpack."""
+    max_zip = settings.LORASTUDIO_MAX_ZIP_MB * 10**6
+    size = getattr(source, "size", None)
+    if size is None and isinstance(source, str | Path):
+        size = Path(source).stat().st_size
+    if size is not None and size > max_zip:
+        raise ArchiveRefused(f"the archive is over the {max_zip // 10**6} MB limit")
+    max_bytes = _limits()["max_bytes"]
+    yield from read_zip(source, max_total_bytes=max_zip, max_entry_bytes=max_bytes)
+
+
 def import_zip(dataset: Dataset, path_or_file, *, only_subsets: bool = False) -> IngestReport:
     """Add the images (and .txt/.caption captions) of a zip archive.
 
     Raises ArchiveRefused, changing nothing, when the archive is unsafe or too large; a
     partly bad archive imports its good images and reports each bad one.
     """
-    max_zip = settings.LORASTUDIO_MAX_ZIP_MB * 10**6
-    size = getattr(path_or_file, "size", None)
-    if size is None and isinstance(path_or_file, str | Path):
-        size = Path(path_or_file).stat().st_size
-    if size is not None and size > max_zip:
-        raise ArchiveRefused(f"the archive is over the {max_zip // 10**6} MB limit")
-    entries = read_zip(
-        path_or_file, max_total_bytes=max_zip, max_entry_bytes=_limits()["max_bytes"]
-    )
     report = IngestReport()
+    entries = _zip_entries(path_or_file)
     if only_subsets:
         entries = _only_subset_entries(entries, report)
-    report.merge(_ingest(dataset, entries))
-    return report
+    return _ingest(dataset, entries, report)
+
+
+def upload_files(dataset: Dataset, uploads: list[tuple[str, object]]) -> IngestReport:
+    """Add one request's files, images and .zip archives alike, in one transaction.
+
+    Every file and archive entry ends in the report: added, duplicate or refused with the
+    reason; a refused archive (unsafe, unreadable, too big) is reported whole and imports
+    nothing. Anything unexpected stores nothing at all, so a request never commits half.
+    """
+    report = IngestReport()
+    return _ingest(dataset, _offered_from_uploads(uploads, report), report)
+
+
+def _offered_from_uploads(
+    uploads: list[tuple[str, object]], report: IngestReport
+) -> Iterator[Offered]:
+    for name, content in uploads:
+        if not name.lower().endswith(".zip"):
+            yield from _offered_from_files([(name, content)])
+            continue
+        try:
+            # read_zip refuses an archive before its first entry or never: what it yielded
+            # before a refusal is nothing.
+            yield from _zip_entries(content)
+        except ArchiveRefused as exc:
+            report.refused_archives.append((_display_name(name), str(exc)))
 
 
 def _only_subset_entries(entries: Iterable[Offered], report: IngestReport) -> Iterator[Offered]:
@@ -169,11 +198,8 @@ def _only_subset_entries(entries: Iterable[Offered], report: IngestReport) -> It
 
 def _zip_layout(path: Path) -> tuple[int | None, str | None]:
     """Repeats and class tokens from the first `<repeats>_<tokens>/` folder in an archive."""
-    try:
-        with zipfile.ZipFile(path) as archive:
-            names = sorted(archive.namelist())
-    except (zipfile.BadZipFile, OSError) as exc:
-        raise ArchiveRefused(f"not a readable zip archive ({exc})") from None
+    with open_zip(path) as archive:
+        names = sorted(archive.namelist())
     for name in names:
         for part in PurePosixPath(name).parent.parts:
             match = subset_folder_match(part)
