@@ -1,8 +1,8 @@
 """Zip archives: check the whole archive, then stream its images (and captions) one by one.
 
-Entries are read into memory, never extracted, so no archive name is ever used as a path.
-A whole archive is refused (ArchiveRefused) only before anything is taken from it; an entry
-that cannot be read is refused alone, and the rest are imported.
+No archive name is ever used as a path: entries are streamed into the ingest's spool under
+names of its own. A whole archive is refused (ArchiveRefused) only before anything is taken
+from it; an entry that cannot be read is refused alone, and the rest are imported.
 """
 
 from __future__ import annotations
@@ -13,9 +13,10 @@ import stat
 import zipfile
 import zlib
 from collections.abc import Iterator
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 
 from datasets.ingest import CAPTION_SUFFIXES, MAX_CAPTION_BYTES, Offered
+from datasets.spool import Spool, read_limited
 
 MAX_ZIP_ENTRIES = 20_000
 MAX_COMPRESSION_RATIO = 200  # real images barely compress; more than this is a zip bomb
@@ -79,18 +80,17 @@ def _unreadable(info: zipfile.ZipInfo, exc: BaseException | None = None) -> str:
 
 
 def _read_entry(
-    archive: zipfile.ZipFile, info: zipfile.ZipInfo, limit: int
-) -> tuple[bytes | None, str]:
-    """One entry's bytes: (data or None when over `limit`, problem)."""
+    archive: zipfile.ZipFile, info: zipfile.ZipInfo, spool: Spool, limit: int
+) -> tuple[tuple[Path, int] | None, str]:
+    """Stream one entry into the spool: ((path, size) or None when over `limit`, problem)."""
     if info.flag_bits & _ENCRYPTED or info.compress_type not in _METHODS:
         return None, _unreadable(info)
     try:
         # The CRC is checked as the last piece is read: a bad one raises here.
         with archive.open(info) as stream:
-            data = stream.read(limit + 1)
+            return spool.write(stream, limit=limit), ""
     except ZIP_ERRORS as exc:
         return None, _unreadable(info, exc)
-    return (None if len(data) > limit else data), ""
 
 
 def _caption(
@@ -108,17 +108,19 @@ def _caption(
             return None, f"has a caption file that {_unreadable(info)}"
         try:
             with archive.open(info) as stream:
-                data = stream.read(MAX_CAPTION_BYTES + 1)
+                data = read_limited(stream, MAX_CAPTION_BYTES)
         except ZIP_ERRORS as exc:
             return None, f"has a caption file that {_unreadable(info, exc)}"
-        if len(data) > MAX_CAPTION_BYTES:
+        if data is None:
             return None, f"has a caption file over the {limit_kb} KB limit"
         return data.decode("utf-8", errors="replace"), ""
     return None, ""
 
 
-def read_zip(source, *, max_total_bytes: int, max_entry_bytes: int) -> Iterator[Offered]:
-    """Check a whole archive first, then yield its images (with captions) one by one.
+def read_zip(
+    source, spool: Spool, *, max_total_bytes: int, max_entry_bytes: int
+) -> Iterator[Offered]:
+    """Check a whole archive first, then stream its images (with captions) one by one.
 
     Raises ArchiveRefused before yielding anything if the archive is unreadable, any entry
     is unsafe or a cap is hit, so that a refused archive changes nothing; never after.
@@ -148,16 +150,16 @@ def read_zip(source, *, max_total_bytes: int, max_entry_bytes: int) -> Iterator[
                 continue
             if info.file_size > max_entry_bytes:
                 refused = f"is {info.file_size / 1e6:.1f} MB, over the {limit_mb} MB limit"
-                yield Offered(name, b"", refused=refused)
+                yield Offered(name, refused=refused)
                 continue
             caption, problem = _caption(archive, files, path)
             if problem:
-                yield Offered(name, b"", refused=problem)
+                yield Offered(name, refused=problem)
                 continue
-            data, problem = _read_entry(archive, info, max_entry_bytes)
+            spooled, problem = _read_entry(archive, info, spool, max_entry_bytes)
             if problem:
-                yield Offered(name, b"", refused=problem)
-            elif data is None:  # more data than its header said
-                yield Offered(name, b"", refused=f"is over the {limit_mb} MB limit")
+                yield Offered(name, refused=problem)
+            elif spooled is None:  # more data than its header said
+                yield Offered(name, refused=f"is over the {limit_mb} MB limit")
             else:
-                yield Offered(name, data, caption)
+                yield Offered(name, path=spooled[0], size=spooled[1], caption=caption)

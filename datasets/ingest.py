@@ -1,7 +1,12 @@
-"""Ways in: uploaded files and folders (zip archives: archives.py), checked on all cores."""
+"""Ways in: uploaded files and folders (zip archives: archives.py), checked on all cores.
+
+Every file is streamed into the ingest's spool first (spool.py): what is held in memory is
+one chunk of a file, never a file, and the image workers get paths, not pickled bytes.
+"""
 
 from __future__ import annotations
 
+import io
 import multiprocessing
 import os
 import re
@@ -12,13 +17,13 @@ from functools import partial
 from pathlib import Path
 
 from datasets.images import ImageInfo, ImageRejected, inspect_or_reason
+from datasets.spool import Spool, read_limited
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp"}
 CAPTION_SUFFIXES = (".txt", ".caption")
 # The most of a caption file that is read; a bigger one refuses its image.
 MAX_CAPTION_BYTES = 64 * 1024
-_CAPTION_FILE_TOO_BIG = f"has a caption file over the {MAX_CAPTION_BYTES // 1024} KB limit"
-# Files per batch: enough to keep every core busy, few enough to bound memory.
+# Files per batch: enough to keep every worker busy, few enough to bound the spool's disk use.
 BATCH_FILES = 16
 # Below these, starting worker processes costs more than it saves.
 POOL_MIN_FILES = 4
@@ -63,12 +68,13 @@ class IngestReport:
 
 @dataclass(frozen=True)
 class Offered:
-    """One file offered for ingest: a display name, its bytes and an optional caption."""
+    """One file offered for ingest: a display name, its spooled copy and an optional caption."""
 
     name: str
-    data: bytes
+    path: Path | None = None  # the copy in the ingest's spool; None when refused unread
+    size: int = 0
     caption: str | None = None
-    refused: str = ""  # set when the file was refused before reading (e.g. too big)
+    refused: str = ""  # set when the file was refused before it was checked (e.g. too big)
 
 
 class Inspector:
@@ -90,12 +96,15 @@ class Inspector:
 
     def inspect(self, items: list[Offered]) -> list[ImageInfo | ImageRejected]:
         """ImageInfo for each good file, ImageRejected (with the reason) for each bad one."""
-        todo = [item.data for item in items if not item.refused]
+        todo = [item for item in items if not item.refused]
+        paths = [item.path for item in todo]
         workers = os.cpu_count() or 1
         if self._pool is None and (
-            workers < 2 or len(todo) < POOL_MIN_FILES or sum(map(len, todo)) < POOL_MIN_BYTES
+            workers < 2
+            or len(todo) < POOL_MIN_FILES
+            or sum(item.size for item in todo) < POOL_MIN_BYTES
         ):
-            results = iter([self._check(data) for data in todo])
+            results = iter([self._check(path) for path in paths])
         else:
             if self._pool is None:
                 # forkserver: never fork a web server's threads or its database connections.
@@ -103,7 +112,8 @@ class Inspector:
                 # Workers fork from a server that has Pillow imported already.
                 context.set_forkserver_preload(["datasets.images"])
                 self._pool = ProcessPoolExecutor(max_workers=workers, mp_context=context)
-            results = iter(list(self._pool.map(self._check, todo)))
+            # Paths, not bytes: a worker reads the file itself, so nothing big is pickled.
+            results = iter(list(self._pool.map(self._check, paths)))
         return [ImageRejected(item.refused) if item.refused else next(results) for item in items]
 
 
@@ -117,6 +127,50 @@ def batched(items: Iterable[Offered], size: int = BATCH_FILES) -> Iterator[list[
             batch = []
     if batch:
         yield batch
+
+
+def _too_big(size: int, max_bytes: int) -> str:
+    return f"is {size / 1e6:.1f} MB, over the {max_bytes // 10**6} MB limit"
+
+
+def offered_from_files(
+    files: Iterable[tuple[str, object]], spool: Spool, *, max_bytes: int
+) -> Iterator[Offered]:
+    """Uploaded files (name, bytes or a file object) streamed into the spool."""
+    for name, content in files:
+        size = getattr(content, "size", None)
+        if size is not None and size > max_bytes:
+            yield Offered(name, refused=_too_big(size, max_bytes))
+            continue
+        stream = io.BytesIO(content) if isinstance(content, bytes | bytearray) else content
+        spooled = spool.write(stream, limit=max_bytes)
+        if spooled is None:
+            yield Offered(name, refused=f"is over the {max_bytes // 10**6} MB limit")
+        else:
+            yield Offered(name, path=spooled[0], size=spooled[1])
+
+
+def offered_from_paths(paths: Iterable[Path], spool: Spool, *, max_bytes: int) -> Iterator[Offered]:
+    """A folder's images (with their caption files) streamed into the spool.
+
+    Copied, not read in place: what is checked is then exactly what is stored, even if
+    the folder changes meanwhile.
+    """
+    for path in paths:
+        size = path.stat().st_size
+        if size > max_bytes:
+            yield Offered(path.name, refused=_too_big(size, max_bytes))
+            continue
+        caption, problem = read_caption_file(path)
+        if problem:
+            yield Offered(path.name, refused=problem)
+            continue
+        with path.open("rb") as stream:
+            spooled = spool.write(stream, limit=max_bytes)
+        if spooled is None:
+            yield Offered(path.name, refused=f"is over the {max_bytes // 10**6} MB limit")
+        else:
+            yield Offered(path.name, path=spooled[0], size=spooled[1], caption=caption)
 
 
 def subset_folder_match(name: str) -> tuple[int, str] | None:
@@ -133,9 +187,9 @@ def read_caption_file(image_path: Path) -> tuple[str | None, str]:
         candidate = image_path.with_suffix(suffix)
         if candidate.is_file() and not candidate.is_symlink():
             with candidate.open("rb") as stream:
-                data = stream.read(MAX_CAPTION_BYTES + 1)
-            if len(data) > MAX_CAPTION_BYTES:
-                return None, _CAPTION_FILE_TOO_BIG
+                data = read_limited(stream, MAX_CAPTION_BYTES)
+            if data is None:
+                return None, f"has a caption file over the {MAX_CAPTION_BYTES // 1024} KB limit"
             return data.decode("utf-8", errors="replace"), ""
     return None, ""
 

@@ -7,41 +7,81 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path, PurePosixPath
 
 from django.conf import settings
-from django.core.files.base import ContentFile
+from django.core.files.base import ContentFile, File
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
 from datasets.archives import ArchiveRefused, open_zip, read_zip
 from datasets.captions import CaptionTooLong, clean_caption
-from datasets.images import ImageRejected
+from datasets.images import ImageInfo, ImageRejected
 from datasets.ingest import (
     IngestReport,
     Inspector,
     Offered,
     batched,
+    offered_from_files,
+    offered_from_paths,
     plan_folder,
-    read_caption_file,
     subset_folder_match,
 )
 from datasets.models import Dataset, DatasetImage
 from datasets.services.datasets import create_dataset
+from datasets.spool import Spool
 
 
 class IngestError(Exception):
     """A whole import is refused (bad path, refused archive); nothing was changed."""
 
 
+def _max_bytes() -> int:
+    return settings.LORASTUDIO_MAX_UPLOAD_MB * 10**6
+
+
 def _limits() -> dict[str, int]:
-    return {
-        "max_pixels": settings.LORASTUDIO_MAX_IMAGE_PIXELS,
-        "max_bytes": settings.LORASTUDIO_MAX_UPLOAD_MB * 10**6,
-    }
+    return {"max_pixels": settings.LORASTUDIO_MAX_IMAGE_PIXELS, "max_bytes": _max_bytes()}
 
 
 def _display_name(name: str) -> str:
     """The last component of an offered name, for display only (never used as a path)."""
     return PurePosixPath(name.replace("\\", "/")).name[:255] or "unnamed"
+
+
+class _SpooledFile(File):
+    """A spooled file that storage may move into place instead of copying it."""
+
+    def temporary_file_path(self) -> str:
+        return self.name
+
+
+def _spool() -> Spool:
+    # Beside Django's own temporary upload files.
+    return Spool(settings.FILE_UPLOAD_TEMP_DIR)
+
+
+def _store(
+    dataset: Dataset, name: str, item: Offered, info: ImageInfo, caption: str, written: list[str]
+) -> DatasetImage:
+    """Move a checked file (and its thumbnail) into storage and insert its row."""
+    stem = uuid.uuid4().hex
+    image = DatasetImage(
+        dataset=dataset,
+        original_name=name,
+        width=info.width,
+        height=info.height,
+        format=info.format,
+        size_bytes=info.size_bytes,
+        sha256=info.sha256,
+        phash=info.phash,
+        caption=caption,
+    )
+    with item.path.open("rb") as stream:
+        image.file.save(f"{stem}.{info.extension}", _SpooledFile(stream), False)
+    written.append(image.file.name)
+    image.thumbnail.save(f"{stem}.jpg", ContentFile(info.thumbnail), False)
+    written.append(image.thumbnail.name)
+    image.save()
+    return image
 
 
 def _ingest(
@@ -64,75 +104,50 @@ def _ingest(
             known = set(images.values_list("sha256", flat=True))
             count = len(known)
             for batch in batched(offered):
-                for item, result in zip(batch, inspector.inspect(batch)):
-                    name = _display_name(item.name)
-                    if isinstance(result, ImageRejected):
-                        report.rejected.append((name, str(result)))
-                        continue
-                    try:
-                        caption = clean_caption(item.caption or "", max_chars=max_chars)
-                    except CaptionTooLong as exc:
-                        report.rejected.append((name, f"has a caption of {exc}"))
-                        continue
-                    if result.sha256 in known:
-                        report.duplicates.append(name)
-                        continue
-                    if count >= max_images:
-                        report.rejected.append(
-                            (name, f"would pass the limit of {max_images} images per dataset")
-                        )
-                        continue
-                    stem = uuid.uuid4().hex
-                    image = DatasetImage(
-                        dataset=dataset,
-                        original_name=name,
-                        width=result.width,
-                        height=result.height,
-                        format=result.format,
-                        size_bytes=result.size_bytes,
-                        sha256=result.sha256,
-                        phash=result.phash,
-                        caption=caption,
-                    )
-                    image.file.save(f"{stem}.{result.extension}", ContentFile(item.data), False)
-                    written.append(image.file.name)
-                    image.thumbnail.save(f"{stem}.jpg", ContentFile(result.thumbnail), False)
-                    written.append(image.thumbnail.name)
-                    image.save()
-                    known.add(result.sha256)
-                    report.added.append(image.pk)
-                    count += 1
+                try:
+                    for item, result in zip(batch, inspector.inspect(batch)):
+                        name = _display_name(item.name)
+                        if isinstance(result, ImageRejected):
+                            report.rejected.append((name, str(result)))
+                            continue
+                        try:
+                            caption = clean_caption(item.caption or "", max_chars=max_chars)
+                        except CaptionTooLong as exc:
+                            report.rejected.append((name, f"has a caption of {exc}"))
+                            continue
+                        if result.sha256 in known:
+                            report.duplicates.append(name)
+                        elif count >= max_images:
+                            limit = f"would pass the limit of {max_images} images per dataset"
+                            report.rejected.append((name, limit))
+                        else:
+                            image = _store(dataset, name, item, result, caption, written)
+                            known.add(result.sha256)
+                            report.added.append(image.pk)
+                            count += 1
+                finally:
+                    # A batch's files leave the spool with it: its disk use stays bounded.
+                    for item in batch:
+                        Spool.discard(item.path)
             Dataset.objects.filter(pk=dataset.pk).update(
                 image_count=count, updated_at=timezone.now()
             )
     except BaseException:
         storage = DatasetImage.file.field.storage
-        for name in written:
-            storage.delete(name)
+        for stored in written:
+            storage.delete(stored)
         raise
     dataset.image_count = count
     return report
 
 
-def _offered_from_files(files: list[tuple[str, object]]) -> Iterator[Offered]:
-    max_bytes = _limits()["max_bytes"]
-    for name, content in files:
-        size = getattr(content, "size", None)
-        if size is not None and size > max_bytes:
-            refused = f"is {size / 1e6:.1f} MB, over the {max_bytes // 10**6} MB limit"
-            yield Offered(name, b"", refused=refused)
-        elif isinstance(content, bytes | bytearray):
-            yield Offered(name, bytes(content))
-        else:
-            yield Offered(name, content.read(max_bytes + 1))
-
-
 def add_images(dataset: Dataset, files: list[tuple[str, object]]) -> IngestReport:
     """Add uploaded files (name, bytes or file object); bad files are reported, not stored."""
-    return _ingest(dataset, _offered_from_files(files))
+    with _spool() as spool:
+        return _ingest(dataset, offered_from_files(files, spool, max_bytes=_max_bytes()))
 
 
-def _zip_entries(source) -> Iterator[Offered]:
+def _zip_entries(source, spool: Spool) -> Iterator[Offered]:
     """read_zip with the settings' limits, after refusing an archive too big to unpack."""
     max_zip = settings.LORASTUDIO_MAX_ZIP_MB * 10**6
     size = getattr(source, "size", None)
@@ -140,8 +155,7 @@ def _zip_entries(source) -> Iterator[Offered]:
         size = Path(source).stat().st_size
     if size is not None and size > max_zip:
         raise ArchiveRefused(f"the archive is over the {max_zip // 10**6} MB limit")
-    max_bytes = _limits()["max_bytes"]
-    yield from read_zip(source, max_total_bytes=max_zip, max_entry_bytes=max_bytes)
+    yield from read_zip(source, spool, max_total_bytes=max_zip, max_entry_bytes=_max_bytes())
 
 
 def import_zip(dataset: Dataset, path_or_file, *, only_subsets: bool = False) -> IngestReport:
@@ -151,10 +165,11 @@ def import_zip(dataset: Dataset, path_or_file, *, only_subsets: bool = False) ->
     partly bad archive imports its good images and reports each bad one.
     """
     report = IngestReport()
-    entries = _zip_entries(path_or_file)
-    if only_subsets:
-        entries = _only_subset_entries(entries, report)
-    return _ingest(dataset, entries, report)
+    with _spool() as spool:
+        entries = _zip_entries(path_or_file, spool)
+        if only_subsets:
+            entries = _only_subset_entries(entries, report)
+        return _ingest(dataset, entries, report)
 
 
 def upload_files(dataset: Dataset, uploads: list[tuple[str, object]]) -> IngestReport:
@@ -165,20 +180,21 @@ def upload_files(dataset: Dataset, uploads: list[tuple[str, object]]) -> IngestR
     nothing. Anything unexpected stores nothing at all, so a request never commits half.
     """
     report = IngestReport()
-    return _ingest(dataset, _offered_from_uploads(uploads, report), report)
+    with _spool() as spool:
+        return _ingest(dataset, _offered_from_uploads(uploads, spool, report), report)
 
 
 def _offered_from_uploads(
-    uploads: list[tuple[str, object]], report: IngestReport
+    uploads: list[tuple[str, object]], spool: Spool, report: IngestReport
 ) -> Iterator[Offered]:
     for name, content in uploads:
         if not name.lower().endswith(".zip"):
-            yield from _offered_from_files([(name, content)])
+            yield from offered_from_files([(name, content)], spool, max_bytes=_max_bytes())
             continue
         try:
             # read_zip refuses an archive before its first entry or never: what it yielded
             # before a refusal is nothing.
-            yield from _zip_entries(content)
+            yield from _zip_entries(content, spool)
         except ArchiveRefused as exc:
             report.refused_archives.append((_display_name(name), str(exc)))
 
@@ -206,21 +222,6 @@ def _zip_layout(path: Path) -> tuple[int | None, str | None]:
             if match:
                 return match
     return None, None
-
-
-def _offered_from_paths(paths: Iterable[Path]) -> Iterator[Offered]:
-    max_bytes = _limits()["max_bytes"]
-    for path in paths:
-        size = path.stat().st_size
-        if size > max_bytes:
-            refused = f"is {size / 1e6:.1f} MB, over the {max_bytes // 10**6} MB limit"
-            yield Offered(path.name, b"", refused=refused)
-            continue
-        caption, problem = read_caption_file(path)
-        if problem:
-            yield Offered(path.name, b"", refused=problem)
-        else:
-            yield Offered(path.name, path.read_bytes(), caption)
 
 
 @transaction.atomic
@@ -257,8 +258,9 @@ def import_folder(
         repeats=repeats or plan.repeats or 10,
         trigger_word=trigger if trigger is not None else (plan.trigger or ""),
     )
-    report = _ingest(dataset, _offered_from_paths(plan.files))
-    report.notes[:0] = list(plan.notes)
+    report = IngestReport(notes=list(plan.notes))
+    with _spool() as spool:
+        _ingest(dataset, offered_from_paths(plan.files, spool, max_bytes=_max_bytes()), report)
     return dataset, report
 
 
