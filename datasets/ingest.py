@@ -1,4 +1,4 @@
-"""Ways in: uploaded files and folders (zip archives: archives.py), checked on all cores.
+"""Ways in: uploaded files and folders (zip archives: archives.py), checked in worker processes.
 
 Every file is streamed into the ingest's spool first (spool.py): what is held in memory is
 one chunk of a file, never a file, and the image workers get paths, not pickled bytes.
@@ -78,13 +78,15 @@ class Offered:
 
 
 class Inspector:
-    """Inspects batches of files in order, on all cores once batches are big enough.
+    """Inspects batches of files in order, in `workers` processes once batches are big enough.
 
     One process pool serves every batch of an ingest; use it as a context manager.
     """
 
-    def __init__(self, *, max_pixels: int, max_bytes: int) -> None:
+    def __init__(self, *, max_pixels: int, max_bytes: int, workers: int | None = None) -> None:
         self._check = partial(inspect_or_reason, max_pixels=max_pixels, max_bytes=max_bytes)
+        # Each worker decodes one image at a time: the workers bound an ingest's memory.
+        self._workers = workers or os.cpu_count() or 1
         self._pool: ProcessPoolExecutor | None = None
 
     def __enter__(self) -> Inspector:
@@ -98,7 +100,7 @@ class Inspector:
         """ImageInfo for each good file, ImageRejected (with the reason) for each bad one."""
         todo = [item for item in items if not item.refused]
         paths = [item.path for item in todo]
-        workers = os.cpu_count() or 1
+        workers = self._workers
         if self._pool is None and (
             workers < 2
             or len(todo) < POOL_MIN_FILES

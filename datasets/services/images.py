@@ -39,7 +39,11 @@ def _max_bytes() -> int:
 
 
 def _limits() -> dict[str, int]:
-    return {"max_pixels": settings.LORASTUDIO_MAX_IMAGE_PIXELS, "max_bytes": _max_bytes()}
+    return {
+        "max_pixels": settings.LORASTUDIO_MAX_IMAGE_PIXELS,
+        "max_bytes": _max_bytes(),
+        "workers": settings.LORASTUDIO_INGEST_WORKERS,
+    }
 
 
 def _display_name(name: str) -> str:
