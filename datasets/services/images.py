@@ -47,8 +47,13 @@ def _limits() -> dict[str, int]:
 
 
 def _display_name(name: str) -> str:
-    """The last component of an offered name, for display only (never used as a path)."""
-    return PurePosixPath(name.replace("\\", "/")).name[:255] or "unnamed"
+    """The last component of an offered name, for display only (never used as a path).
+
+    Printable characters only, as Django keeps of an upload's name: an archive's entry
+    names are the archive maker's text, and PostgreSQL refuses NUL.
+    """
+    last = PurePosixPath(name.replace("\\", "/")).name
+    return "".join(char for char in last if char.isprintable())[:255] or "unnamed"
 
 
 class _SpooledFile(File):

@@ -140,6 +140,13 @@ def test_zip_caption_with_nul_bytes_is_stored_clean(student_client, dataset):
     assert captions_of(dataset) == ["sks dog", "sksdog on grass"]
 
 
+def test_zip_entry_names_keep_printable_characters_only(student, dataset):
+    archive = zip_bytes([("set/do\x1bg\x7f\x01.png", make_image_bytes("PNG", seed=1))])
+    report = services.import_zip(dataset, io.BytesIO(archive))
+    assert len(report.added) == 1
+    assert list(dataset.images.values_list("original_name", flat=True)) == ["dog.png"]
+
+
 def test_zip_caption_over_the_limit_refuses_its_image(student, dataset):
     archive = zip_bytes(
         [
