@@ -16,7 +16,7 @@ from datasets import services
 from tests.factories import make_dataset
 
 ENTRIES = 3  # under the process pool's threshold: everything runs in this process
-SIDE = 1600  # 1600 × 1600 RGB: a 7.7 MB BMP
+SIDE = 2000  # 2000 × 2000 RGB: a 12 MB BMP
 
 
 def noise_bmp() -> bytes:
