@@ -66,7 +66,7 @@ def inspect_only(paths: list[Path]) -> float:
     from datasets.ingest import Inspector, Offered, batched
 
     start = time.perf_counter()
-    offered = (Offered(p.name, p.read_bytes()) for p in paths)
+    offered = (Offered(p.name, path=p, size=p.stat().st_size) for p in paths)
     with Inspector(max_pixels=200_000_000, max_bytes=200 * 10**6) as inspector:
         for batch in batched(offered):
             results = inspector.inspect(batch)

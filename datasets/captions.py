@@ -1,8 +1,9 @@
-"""Caption tools: bulk edits and an approximate CLIP token count (pure functions)."""
+"""Caption rules and tools: cleaning, bulk edits, an approximate CLIP token count (pure)."""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Hashable
 
 # CLIP's context is 77 tokens including start and end: 75 are left for the caption.
 CLIP_TOKEN_LIMIT = 75
@@ -14,6 +15,31 @@ _TOKEN_RE = re.compile(r"[A-Za-z]+|\d|[^\sA-Za-z\d]")
 _LETTERS_PER_TOKEN = 7
 
 TOOLS = ("replace", "prepend_trigger", "append_trigger", "strip", "fill_empty")
+
+# Control characters that are not whitespace: C0 except tab, line feed, vertical tab, form
+# feed, carriage return and the separators 0x1c-0x1f, DEL, C1 except NEL (0x85); and lone
+# surrogates. They are removed, not replaced by a space: PostgreSQL refuses NUL in text, and
+# NUL is what a UTF-16 caption file read as UTF-8 holds between its letters. The whitespace
+# ones become single spaces, as sd-scripts reads a caption's first line only.
+_UNWANTED_CHARACTERS = re.compile("[\x00-\x08\x0e-\x1b\x7f-\x84\x86-\x9f\ud800-\udfff]")
+
+
+class CaptionTooLong(ValueError):
+    """Captions are, or would become, longer than the limit.
+
+    `lengths` maps each caption's key (as given to the tool; None for a single caption) to
+    its length in characters.
+    """
+
+    def __init__(self, lengths: dict[Hashable, int], limit: int) -> None:
+        self.lengths = lengths
+        self.limit = limit
+        super().__init__(f"{self.length:,} characters, over the limit of {limit:,}")
+
+    @property
+    def length(self) -> int:
+        """The longest of the captions."""
+        return max(self.lengths.values())
 
 
 def approximate_token_count(text: str) -> int:
@@ -37,6 +63,18 @@ def normalize_caption(text: str) -> str:
     return " ".join(text.split())
 
 
+def clean_caption(text: str, *, max_chars: int) -> str:
+    """The caption as it is stored: the one rule for every path that writes a caption.
+
+    Removes control characters (see _UNWANTED_CHARACTERS), joins lines and squeezes spaces;
+    raises CaptionTooLong when what is left is longer than `max_chars` characters.
+    """
+    cleaned = normalize_caption(_UNWANTED_CHARACTERS.sub("", text))
+    if len(cleaned) > max_chars:
+        raise CaptionTooLong({None: len(cleaned)}, max_chars)
+    return cleaned
+
+
 def contains_trigger(caption: str, trigger: str) -> bool:
     """Whether `trigger` appears in `caption` as whole words (case-insensitive)."""
     trigger = trigger.strip()
@@ -46,10 +84,23 @@ def contains_trigger(caption: str, trigger: str) -> bool:
     return re.search(pattern, caption, flags=re.IGNORECASE) is not None
 
 
-def find_replace(captions: dict[int, str], find: str, replace: str) -> dict[int, str]:
-    """Replace every occurrence of `find` (plain text, case-sensitive) in every caption."""
+def find_replace(
+    captions: dict[int, str], find: str, replace: str, *, max_chars: int | None = None
+) -> dict[int, str]:
+    """Replace every occurrence of `find` (plain text, case-sensitive) in every caption.
+
+    With `max_chars`, raises CaptionTooLong, before building any new caption, when a caption
+    that holds `find` would grow past it: one short `find` in a long caption could otherwise
+    build a caption of gigabytes (its length is judged before cleaning).
+    """
     if not find:
         return dict(captions)
+    if max_chars is not None and len(replace) > len(find):
+        growth = len(replace) - len(find)
+        lengths = {key: len(text) + text.count(find) * growth for key, text in captions.items()}
+        over = {key: n for key, n in lengths.items() if n > max_chars and find in captions[key]}
+        if over:
+            raise CaptionTooLong(over, max_chars)
     return {key: text.replace(find, replace) for key, text in captions.items()}
 
 
@@ -81,11 +132,21 @@ def fill_empty(captions: dict[int, str], text: str) -> dict[int, str]:
 
 
 def apply_tool(
-    captions: dict[int, str], tool: str, *, trigger: str = "", find: str = "", replace: str = ""
+    captions: dict[int, str],
+    tool: str,
+    *,
+    trigger: str = "",
+    find: str = "",
+    replace: str = "",
+    max_chars: int | None = None,
 ) -> dict[int, str]:
-    """Run one of TOOLS over the captions and return the new captions."""
+    """Run one of TOOLS over the captions and return the new captions.
+
+    The other tools add at most the trigger word or the fill text to a caption; only
+    find/replace can multiply its length, so only it checks `max_chars` before it builds.
+    """
     if tool == "replace":
-        return find_replace(captions, find, replace)
+        return find_replace(captions, find, replace, max_chars=max_chars)
     if tool == "prepend_trigger":
         return add_trigger(captions, trigger, at_start=True)
     if tool == "append_trigger":

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django import forms
 from django.conf import settings
+from django.core.validators import MaxLengthValidator
 
 from datasets.captions import TOOLS
 from datasets.models import Dataset, Visibility
@@ -74,8 +75,19 @@ class CaptionToolForm(forms.Form):
     """One bulk caption tool with its arguments."""
 
     tool = forms.ChoiceField(choices=[(t, t) for t in TOOLS])
-    find = forms.CharField(required=False, strip=False)
-    replace = forms.CharField(required=False, strip=False)
+    find = forms.CharField(required=False, strip=False, label="Find")
+    replace = forms.CharField(required=False, strip=False, label="Replace with / fill text")
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        # No caption may be longer than the limit, so neither may the text that fills one or
+        # is looked for in one (read here, not at import, so the setting can change in tests).
+        limit = settings.LORASTUDIO_MAX_CAPTION_CHARS
+        for name in ("find", "replace"):
+            field = self.fields[name]
+            field.max_length = limit
+            field.validators.append(MaxLengthValidator(limit))
+            field.widget.attrs["maxlength"] = str(limit)
 
     def clean(self):
         data = super().clean()

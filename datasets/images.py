@@ -9,6 +9,8 @@ import hashlib
 import io
 import warnings
 from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
 
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
@@ -18,6 +20,8 @@ ImageFile.LOAD_TRUNCATED_IMAGES = False
 # Pillow format name -> the extension we store the file with.
 ACCEPTED_FORMATS = {"PNG": "png", "JPEG": "jpg", "WEBP": "webp", "BMP": "bmp"}
 THUMB_SIZE = 256
+# A file is hashed in pieces of this size, never read whole.
+HASH_CHUNK_BYTES = 1024 * 1024
 # EXIF orientations 5-8 turn the picture by 90 degrees: width and height swap.
 _SWAPPING_ORIENTATIONS = {5, 6, 7, 8}
 
@@ -65,21 +69,75 @@ def _orientation(image: Image.Image) -> int:
         return 1
 
 
-def inspect_image(data: bytes, *, max_pixels: int, max_bytes: int) -> ImageInfo:
-    """Decode `data` completely and describe it, or raise ImageRejected with a reason.
+def _sha256(source: bytes | Path) -> str:
+    if isinstance(source, bytes):
+        return hashlib.sha256(source).hexdigest()
+    digest = hashlib.sha256()
+    with open(source, "rb") as stream:
+        while chunk := stream.read(HASH_CHUNK_BYTES):
+            digest.update(chunk)
+    return digest.hexdigest()
 
+
+def inspect_image(source: bytes | Path, *, max_pixels: int, max_bytes: int) -> ImageInfo:
+    """Decode an image (its bytes, or a file) completely and describe it.
+
+    Raises ImageRejected with a reason. A file is read in chunks and never held whole.
     JPEGs are decoded in draft mode (DCT scaling): every byte of the compressed stream is
     still decoded, so truncated or corrupt files fail, but at 1/8 scale for big photos.
     """
-    if len(data) > max_bytes:
-        raise ImageRejected(f"is {len(data) / 1e6:.1f} MB, over the {max_bytes // 10**6} MB limit")
-    if not data:
+    if isinstance(source, bytes | bytearray):
+        source = bytes(source)
+        size = len(source)
+    else:
+        source = Path(source)
+        size = source.stat().st_size
+    if size > max_bytes:
+        raise ImageRejected(f"is {size / 1e6:.1f} MB, over the {max_bytes // 10**6} MB limit")
+    if not size:
         raise ImageRejected("is empty")
+    with io.BytesIO(source) if isinstance(source, bytes) else open(source, "rb") as stream:
+        image, fmt, (width, height) = _decode(stream, max_pixels=max_pixels)
+        orientation = _orientation(image)
+    if orientation in _SWAPPING_ORIENTATIONS:
+        width, height = height, width
+    try:
+        # In place: a copy of a big picture is as big again, in every worker at once.
+        ImageOps.exif_transpose(image, in_place=True)
+    except Exception:  # Broken EXIF: keep the pixels as stored.
+        pass
+    if image.mode not in ("RGB", "L"):
+        # Straight to RGB: one full-size copy (via RGBA it was two; 100 million RGBA pixels
+        # took 1.2 GB). Dropping alpha either way, the pixels are the same.
+        try:
+            image = image.convert("RGB")
+        except ValueError:  # a mode Pillow cannot turn into RGB directly
+            image = image.convert("RGBA").convert("RGB")
+    image.thumbnail((THUMB_SIZE, THUMB_SIZE), Image.Resampling.BILINEAR, reducing_gap=2.0)
+    out = io.BytesIO()
+    image.save(out, "JPEG", quality=82)
+    return ImageInfo(
+        width=width,
+        height=height,
+        format=fmt,
+        extension=ACCEPTED_FORMATS[fmt],
+        size_bytes=size,
+        sha256=_sha256(source),
+        phash=difference_hash(image),
+        thumbnail=out.getvalue(),
+    )
+
+
+def _decode(stream: BinaryIO, *, max_pixels: int) -> tuple[Image.Image, str, tuple[int, int]]:
+    """Decode an accepted format within the pixel limit: (image, format, stored size).
+
+    Raises ImageRejected. The stored size is the file's, not the draft-decoded image's.
+    """
     try:
         with warnings.catch_warnings():
             # Our own pixel limit (from settings) is checked below, before any decoding.
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            image = Image.open(io.BytesIO(data))
+            image = Image.open(stream)
             fmt = image.format
             if fmt not in ACCEPTED_FORMATS:
                 raise ImageRejected(
@@ -94,6 +152,7 @@ def inspect_image(data: bytes, *, max_pixels: int, max_bytes: int) -> ImageInfo:
             if fmt == "JPEG":
                 image.draft("RGB", (THUMB_SIZE, THUMB_SIZE))
             image.load()
+            return image, fmt, (width, height)
     except ImageRejected:
         raise
     except Image.DecompressionBombError:
@@ -103,34 +162,12 @@ def inspect_image(data: bytes, *, max_pixels: int, max_bytes: int) -> ImageInfo:
     except (OSError, SyntaxError, ValueError) as exc:
         raise ImageRejected(f"is damaged or truncated ({exc})") from None
 
-    orientation = _orientation(image)
-    if orientation in _SWAPPING_ORIENTATIONS:
-        width, height = height, width
-    try:
-        upright = ImageOps.exif_transpose(image)
-    except Exception:  # Broken EXIF: keep the pixels as stored.
-        upright = image
-    if upright.mode not in ("RGB", "L"):
-        upright = upright.convert("RGBA").convert("RGB")
-    thumb = upright.copy()
-    thumb.thumbnail((THUMB_SIZE, THUMB_SIZE), Image.Resampling.BILINEAR, reducing_gap=2.0)
-    out = io.BytesIO()
-    thumb.save(out, "JPEG", quality=82)
-    return ImageInfo(
-        width=width,
-        height=height,
-        format=fmt,
-        extension=ACCEPTED_FORMATS[fmt],
-        size_bytes=len(data),
-        sha256=hashlib.sha256(data).hexdigest(),
-        phash=difference_hash(thumb),
-        thumbnail=out.getvalue(),
-    )
 
-
-def inspect_or_reason(data: bytes, *, max_pixels: int, max_bytes: int) -> ImageInfo | ImageRejected:
+def inspect_or_reason(
+    source: bytes | Path, *, max_pixels: int, max_bytes: int
+) -> ImageInfo | ImageRejected:
     """`inspect_image` for a process pool: a refusal comes back as a value, not a raise."""
     try:
-        return inspect_image(data, max_pixels=max_pixels, max_bytes=max_bytes)
+        return inspect_image(source, max_pixels=max_pixels, max_bytes=max_bytes)
     except ImageRejected as exc:
         return exc

@@ -1,36 +1,35 @@
-"""Ways in: uploaded files, zip archives and folders, checked and decoded on all cores."""
+"""Ways in: uploaded files and folders (zip archives: archives.py), checked in worker processes.
+
+Every file is streamed into the ingest's spool first (spool.py): what is held in memory is
+one chunk of a file, never a file, and the image workers get paths, not pickled bytes.
+"""
 
 from __future__ import annotations
 
+import io
 import multiprocessing
 import os
 import re
-import stat
-import zipfile
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 from datasets.images import ImageInfo, ImageRejected, inspect_or_reason
+from datasets.spool import Spool, read_limited
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp"}
 CAPTION_SUFFIXES = (".txt", ".caption")
-MAX_ZIP_ENTRIES = 20_000
-MAX_COMPRESSION_RATIO = 200  # real images barely compress; more than this is a zip bomb
+# The most of a caption file that is read; a bigger one refuses its image.
 MAX_CAPTION_BYTES = 64 * 1024
-# Files per batch: enough to keep every core busy, few enough to bound memory.
+# Files per batch: enough to keep every worker busy, few enough to bound the spool's disk use.
 BATCH_FILES = 16
 # Below these, starting worker processes costs more than it saves.
 POOL_MIN_FILES = 4
 POOL_MIN_BYTES = 4 * 1024 * 1024
 
 _SUBSET_DIR_RE = re.compile(r"^(\d+)_(.+)$")
-
-
-class ArchiveRefused(Exception):
-    """The whole archive is refused; nothing was imported."""
 
 
 @dataclass
@@ -40,6 +39,7 @@ class IngestReport:
     added: list[int] = field(default_factory=list)  # DatasetImage ids
     duplicates: list[str] = field(default_factory=list)  # names skipped as exact duplicates
     rejected: list[tuple[str, str]] = field(default_factory=list)  # (name, reason)
+    refused_archives: list[tuple[str, str]] = field(default_factory=list)  # (name, reason)
     notes: list[str] = field(default_factory=list)
 
     def merge(self, other: IngestReport) -> None:
@@ -47,6 +47,7 @@ class IngestReport:
         self.added += other.added
         self.duplicates += other.duplicates
         self.rejected += other.rejected
+        self.refused_archives += other.refused_archives
         self.notes += other.notes
 
     def messages(self) -> list[str]:
@@ -57,28 +58,35 @@ class IngestReport:
                 f"Skipped {len(self.duplicates)} exact duplicate(s): {', '.join(self.duplicates)}."
             )
         lines += [f"Refused {name}: it {reason}." for name, reason in self.rejected]
+        lines += [
+            f"Refused {name}: {reason}. Nothing was imported from it."
+            for name, reason in self.refused_archives
+        ]
         lines += self.notes
         return lines
 
 
 @dataclass(frozen=True)
 class Offered:
-    """One file offered for ingest: a display name, its bytes and an optional caption."""
+    """One file offered for ingest: a display name, its spooled copy and an optional caption."""
 
     name: str
-    data: bytes
+    path: Path | None = None  # the copy in the ingest's spool; None when refused unread
+    size: int = 0
     caption: str | None = None
-    refused: str = ""  # set when the file was refused before reading (e.g. too big)
+    refused: str = ""  # set when the file was refused before it was checked (e.g. too big)
 
 
 class Inspector:
-    """Inspects batches of files in order, on all cores once batches are big enough.
+    """Inspects batches of files in order, in `workers` processes once batches are big enough.
 
     One process pool serves every batch of an ingest; use it as a context manager.
     """
 
-    def __init__(self, *, max_pixels: int, max_bytes: int) -> None:
+    def __init__(self, *, max_pixels: int, max_bytes: int, workers: int | None = None) -> None:
         self._check = partial(inspect_or_reason, max_pixels=max_pixels, max_bytes=max_bytes)
+        # Each worker decodes one image at a time: the workers bound an ingest's memory.
+        self._workers = workers or os.cpu_count() or 1
         self._pool: ProcessPoolExecutor | None = None
 
     def __enter__(self) -> Inspector:
@@ -90,12 +98,15 @@ class Inspector:
 
     def inspect(self, items: list[Offered]) -> list[ImageInfo | ImageRejected]:
         """ImageInfo for each good file, ImageRejected (with the reason) for each bad one."""
-        todo = [item.data for item in items if not item.refused]
-        workers = os.cpu_count() or 1
+        todo = [item for item in items if not item.refused]
+        paths = [item.path for item in todo]
+        workers = self._workers
         if self._pool is None and (
-            workers < 2 or len(todo) < POOL_MIN_FILES or sum(map(len, todo)) < POOL_MIN_BYTES
+            workers < 2
+            or len(todo) < POOL_MIN_FILES
+            or sum(item.size for item in todo) < POOL_MIN_BYTES
         ):
-            results = iter([self._check(data) for data in todo])
+            results = iter([self._check(path) for path in paths])
         else:
             if self._pool is None:
                 # forkserver: never fork a web server's threads or its database connections.
@@ -103,7 +114,8 @@ class Inspector:
                 # Workers fork from a server that has Pillow imported already.
                 context.set_forkserver_preload(["datasets.images"])
                 self._pool = ProcessPoolExecutor(max_workers=workers, mp_context=context)
-            results = iter(list(self._pool.map(self._check, todo)))
+            # Paths, not bytes: a worker reads the file itself, so nothing big is pickled.
+            results = iter(list(self._pool.map(self._check, paths)))
         return [ImageRejected(item.refused) if item.refused else next(results) for item in items]
 
 
@@ -119,65 +131,48 @@ def batched(items: Iterable[Offered], size: int = BATCH_FILES) -> Iterator[list[
         yield batch
 
 
-def _entry_problem(info: zipfile.ZipInfo) -> str | None:
-    """Why a zip entry makes the archive unsafe, or None."""
-    name = info.filename
-    if name.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", name):
-        return f"entry {name!r} has an absolute path"
-    parts = re.split(r"[\\/]", name)
-    if ".." in parts:
-        return f"entry {name!r} points outside the archive (..)"
-    # Unix file type bits; archives made elsewhere (or by writestr) leave them at 0.
-    file_type = stat.S_IFMT(info.external_attr >> 16)
-    if file_type and file_type not in (stat.S_IFREG, stat.S_IFDIR):
-        return f"entry {name!r} is a link or a device file"
-    if info.compress_size and info.file_size / info.compress_size > MAX_COMPRESSION_RATIO:
-        return f"entry {name!r} expands {info.file_size // info.compress_size}× (a zip bomb)"
-    return None
+def _too_big(size: int, max_bytes: int) -> str:
+    return f"is {size / 1e6:.1f} MB, over the {max_bytes // 10**6} MB limit"
 
 
-def read_zip(source, *, max_total_bytes: int, max_entry_bytes: int) -> Iterator[Offered]:
-    """Check a whole archive first, then yield its images (with captions) one by one.
+def offered_from_files(
+    files: Iterable[tuple[str, object]], spool: Spool, *, max_bytes: int
+) -> Iterator[Offered]:
+    """Uploaded files (name, bytes or a file object) streamed into the spool."""
+    for name, content in files:
+        size = getattr(content, "size", None)
+        if size is not None and size > max_bytes:
+            yield Offered(name, refused=_too_big(size, max_bytes))
+            continue
+        stream = io.BytesIO(content) if isinstance(content, bytes | bytearray) else content
+        spooled = spool.write(stream, limit=max_bytes)
+        if spooled is None:
+            yield Offered(name, refused=f"is over the {max_bytes // 10**6} MB limit")
+        else:
+            yield Offered(name, path=spooled[0], size=spooled[1])
 
-    Raises ArchiveRefused before yielding anything if any entry is unsafe or a cap is hit,
-    so that a refused archive changes nothing. Entries are read into memory, never
-    extracted to disk, so no archive name is ever used as a path.
+
+def offered_from_paths(paths: Iterable[Path], spool: Spool, *, max_bytes: int) -> Iterator[Offered]:
+    """A folder's images (with their caption files) streamed into the spool.
+
+    Copied, not read in place: what is checked is then exactly what is stored, even if
+    the folder changes meanwhile.
     """
-    try:
-        archive = zipfile.ZipFile(source)
-    except (zipfile.BadZipFile, OSError) as exc:
-        raise ArchiveRefused(f"not a readable zip archive ({exc})") from None
-    with archive:
-        infos = archive.infolist()
-        if len(infos) > MAX_ZIP_ENTRIES:
-            raise ArchiveRefused(f"{len(infos)} entries, over the limit of {MAX_ZIP_ENTRIES}")
-        problems = [p for p in map(_entry_problem, infos) if p]
-        if problems:
-            raise ArchiveRefused("; ".join(problems[:5]))
-        total = sum(info.file_size for info in infos)
-        if total > max_total_bytes:
-            raise ArchiveRefused(
-                f"it unpacks to {total / 1e6:.0f} MB, over the {max_total_bytes // 10**6} MB limit"
-            )
-        files = {info.filename: info for info in infos if not info.is_dir()}
-        for name, info in files.items():
-            path = PurePosixPath(name)
-            if path.suffix.lower() in CAPTION_SUFFIXES or path.name.startswith("."):
-                continue
-            if "__MACOSX" in path.parts:
-                continue
-            if info.file_size > max_entry_bytes:
-                limit = max_entry_bytes // 10**6
-                refused = f"is {info.file_size / 1e6:.1f} MB, over the {limit} MB limit"
-                yield Offered(name, b"", refused=refused)
-                continue
-            caption = None
-            for suffix in CAPTION_SUFFIXES:
-                cap_info = files.get(str(path.with_suffix(suffix)))
-                if cap_info is not None and cap_info.file_size <= MAX_CAPTION_BYTES:
-                    caption = archive.read(cap_info).decode("utf-8", errors="replace")
-                    break
-            yield Offered(name, archive.read(info), caption)
+    for path in paths:
+        size = path.stat().st_size
+        if size > max_bytes:
+            yield Offered(path.name, refused=_too_big(size, max_bytes))
+            continue
+        caption, problem = read_caption_file(path)
+        if problem:
+            yield Offered(path.name, refused=problem)
+            continue
+        with path.open("rb") as stream:
+            spooled = spool.write(stream, limit=max_bytes)
+        if spooled is None:
+            yield Offered(path.name, refused=f"is over the {max_bytes // 10**6} MB limit")
+        else:
+            yield Offered(path.name, path=spooled[0], size=spooled[1], caption=caption)
 
 
 def subset_folder_match(name: str) -> tuple[int, str] | None:
@@ -188,13 +183,17 @@ def subset_folder_match(name: str) -> tuple[int, str] | None:
     return int(match.group(1)), match.group(2).strip()
 
 
-def read_caption_file(image_path: Path) -> str | None:
-    """The caption beside an image (same stem, .txt or .caption), or None."""
+def read_caption_file(image_path: Path) -> tuple[str | None, str]:
+    """The caption beside an image (same stem, .txt or .caption): (text or None, problem)."""
     for suffix in CAPTION_SUFFIXES:
         candidate = image_path.with_suffix(suffix)
         if candidate.is_file() and not candidate.is_symlink():
-            return candidate.read_bytes()[:MAX_CAPTION_BYTES].decode("utf-8", errors="replace")
-    return None
+            with candidate.open("rb") as stream:
+                data = read_limited(stream, MAX_CAPTION_BYTES)
+            if data is None:
+                return None, f"has a caption file over the {MAX_CAPTION_BYTES // 1024} KB limit"
+            return data.decode("utf-8", errors="replace"), ""
+    return None, ""
 
 
 @dataclass(frozen=True)

@@ -3,10 +3,23 @@
 from __future__ import annotations
 
 from django.conf import settings
-from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
+from django.core.exceptions import ValidationError
+from django.core.validators import (
+    MaxValueValidator,
+    MinValueValidator,
+    ProhibitNullCharactersValidator,
+    RegexValidator,
+)
 from django.db import models
 from django.db.models import Q
 from simple_history.models import HistoricalRecords
+
+from datasets.captions import CaptionTooLong, clean_caption
+
+# C0 controls (NUL, tab, line breaks, escape, …), DEL and C1 controls: nothing a name or a
+# trigger word needs. NUL is refused by PostgreSQL; the others would end up in folder names
+# and in sd-scripts' dataset TOML.
+_CONTROL_CHARACTERS = r"[\x00-\x1f\x7f-\x9f]"
 
 
 class Visibility(models.TextChoices):
@@ -38,14 +51,27 @@ class Dataset(models.Model):
     owner = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="datasets"
     )
-    name = models.CharField(max_length=100)
-    description = models.TextField(blank=True)
+    name = models.CharField(
+        max_length=100,
+        validators=[
+            RegexValidator(
+                _CONTROL_CHARACTERS,
+                "The name cannot hold control characters.",
+                inverse_match=True,
+            )
+        ],
+    )
+    description = models.TextField(blank=True, validators=[ProhibitNullCharactersValidator()])
     trigger_word = models.CharField(
         max_length=100,
         blank=True,
         help_text="sd-scripts class tokens, e.g. 'sks dog'. Used when a caption is missing.",
         validators=[
-            RegexValidator(r"^[^/\\\n\r\t]*$", "The trigger word cannot hold slashes or tabs.")
+            RegexValidator(
+                r"[/\\]|" + _CONTROL_CHARACTERS,
+                "The trigger word cannot hold slashes, tabs, line breaks or control characters.",
+                inverse_match=True,
+            )
         ],
     )
     repeats = models.PositiveSmallIntegerField(
@@ -56,7 +82,7 @@ class Dataset(models.Model):
     caption_extension = models.CharField(
         max_length=16,
         default=".txt",
-        validators=[RegexValidator(r"^\.[A-Za-z0-9_]{1,15}$", "Use an extension like .txt")],
+        validators=[RegexValidator(r"\A\.[A-Za-z0-9_]{1,15}\Z", "Use an extension like .txt")],
     )
     visibility = models.CharField(
         max_length=10, choices=Visibility.choices, default=Visibility.PRIVATE
@@ -124,3 +150,13 @@ class DatasetImage(models.Model):
 
     def __str__(self) -> str:
         return self.original_name or self.file.name
+
+    def clean(self) -> None:
+        """The caption as every other path stores it (captions.clean_caption), e.g. the admin's."""
+        super().clean()
+        try:
+            self.caption = clean_caption(
+                self.caption, max_chars=settings.LORASTUDIO_MAX_CAPTION_CHARS
+            )
+        except CaptionTooLong as exc:
+            raise ValidationError({"caption": f"The caption has {exc} characters."}) from None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
@@ -39,6 +40,22 @@ def _report_messages(request, report) -> None:
         messages.warning(request, line)
     if len(lines) > MAX_MESSAGES + 1:
         messages.warning(request, f"… and {len(lines) - MAX_MESSAGES - 1} more.")
+
+
+def _form_error_messages(request, form) -> None:
+    for field, errors in form.errors.items():
+        label = form.fields[field].label if field in form.fields else None
+        for error in errors:
+            messages.error(request, f"{label}: {error}" if label else error)
+
+
+def _posted_captions(request) -> dict[int, str]:
+    """The editor's captions by image id, straight from the POST (services clean them)."""
+    return {
+        int(key[8:]): value
+        for key, value in request.POST.items()
+        if key.startswith("caption-") and key[8:].isdigit()
+    }
 
 
 def _form_values(form: DatasetForm) -> dict:
@@ -125,13 +142,7 @@ def dataset_upload(request, pk):
                 request, "datasets/dataset_upload.html", {"dataset": dataset, "form": form}
             )
         uploads = form.cleaned_data["files"]
-        images = [(f.name, f) for f in uploads if not f.name.lower().endswith(".zip")]
-        report = services.add_images(dataset, images)
-        for archive in (f for f in uploads if f.name.lower().endswith(".zip")):
-            try:
-                report.merge(services.import_zip(dataset, archive))
-            except services.ArchiveRefused as exc:
-                messages.error(request, f"Refused {archive.name}: {exc}. Nothing was imported.")
+        report = services.upload_files(dataset, [(upload.name, upload) for upload in uploads])
         _report_messages(request, report)
         return redirect("datasets:dataset-detail", pk=dataset.pk)
     return render(request, "datasets/dataset_upload.html", {"dataset": dataset, "form": form})
@@ -143,7 +154,11 @@ def dataset_captions(request, pk):
     dataset = get_dataset_for_user(request, pk, edit=True)
     tool_form = CaptionToolForm(request.POST if "tool" in request.POST else None)
     if request.method == "POST":
-        if "tool" in request.POST:
+        try:
+            if "tool" not in request.POST:
+                changed = services.save_captions(dataset, _posted_captions(request))
+                messages.success(request, f"Saved {changed} changed caption(s).")
+                return redirect("datasets:dataset-captions", pk=dataset.pk)
             if tool_form.is_valid():
                 changed = services.apply_caption_tool(
                     dataset,
@@ -153,16 +168,10 @@ def dataset_captions(request, pk):
                 )
                 messages.success(request, f"Changed {changed} caption(s).")
                 return redirect("datasets:dataset-captions", pk=dataset.pk)
-            for error in tool_form.non_field_errors() + tool_form.errors.get("tool", []):
-                messages.error(request, error)
-        else:
-            captions = {}
-            for key, value in request.POST.items():
-                if key.startswith("caption-") and key[8:].isdigit():
-                    captions[int(key[8:])] = value
-            changed = services.save_captions(dataset, captions)
-            messages.success(request, f"Saved {changed} changed caption(s).")
-            return redirect("datasets:dataset-captions", pk=dataset.pk)
+            _form_error_messages(request, tool_form)
+        except ValidationError as exc:
+            for message in exc.messages:
+                messages.error(request, message)
     rows = [
         (image, approximate_token_count(image.caption))
         for image in dataset.images.only("pk", "dataset_id", "caption", "original_name")
@@ -172,6 +181,7 @@ def dataset_captions(request, pk):
         "rows": rows,
         "tool_form": tool_form,
         "token_limit": CLIP_TOKEN_LIMIT,
+        "max_caption_chars": settings.LORASTUDIO_MAX_CAPTION_CHARS,
         "approximate": TOKEN_COUNT_IS_APPROXIMATE,
     }
     return render(request, "datasets/dataset_captions.html", context)

@@ -154,6 +154,14 @@ LORASTUDIO_MAX_UPLOAD_MB = env_int("LORASTUDIO_MAX_UPLOAD_MB", 50, minimum=1)
 LORASTUDIO_MAX_ZIP_MB = env_int("LORASTUDIO_MAX_ZIP_MB", 2048, minimum=1)
 LORASTUDIO_MAX_IMAGES_PER_DATASET = env_int("LORASTUDIO_MAX_IMAGES_PER_DATASET", 5000, minimum=1)
 LORASTUDIO_MAX_IMAGE_PIXELS = env_int("LORASTUDIO_MAX_IMAGE_PIXELS", 100_000_000, minimum=1)
+# sd-scripts reads a caption as a prompt (CLIP sees 75 tokens, T5 a few hundred): a few
+# thousand characters is plenty, and the limit keeps one caption from filling the database.
+LORASTUDIO_MAX_CAPTION_CHARS = env_int("LORASTUDIO_MAX_CAPTION_CHARS", 2000, minimum=1)
+# Processes that decode one upload's images, one image each at a time: with the pixel limit,
+# they bound the memory an upload takes (the web server itself holds 1 MiB of a file at most).
+LORASTUDIO_INGEST_WORKERS = env_int(
+    "LORASTUDIO_INGEST_WORKERS", min(os.cpu_count() or 1, 4), minimum=1
+)
 DATA_UPLOAD_MAX_NUMBER_FILES = env_int("LORASTUDIO_MAX_FILES_PER_UPLOAD", 500, minimum=1)
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 DATA_UPLOAD_MAX_NUMBER_FIELDS = 20000

@@ -94,3 +94,27 @@ def test_same_picture_in_two_encodings_has_near_equal_hash_other_picture_not():
     assert a.sha256 != b.sha256
     assert hamming_distance(a.phash, b.phash) <= 6
     assert hamming_distance(a.phash, c.phash) > 6
+
+
+def _thumbnail_of_colour_pixels(data: bytes) -> bytes:
+    """The thumbnail as inspection made it before converting straight to RGB (via RGBA)."""
+    image = Image.open(io.BytesIO(data)).convert("RGBA").convert("RGB")
+    image.thumbnail((256, 256), Image.Resampling.BILINEAR, reducing_gap=2.0)
+    out = io.BytesIO()
+    image.save(out, "JPEG", quality=82)
+    return out.getvalue()
+
+
+@pytest.mark.parametrize("mode", ["RGBA", "P", "LA"])
+def test_images_with_alpha_or_a_palette_get_the_thumbnail_of_their_colour_pixels(mode):
+    picture = Image.open(io.BytesIO(make_image_bytes("PNG", (300, 200), seed=3)))
+    if mode == "P":
+        picture = picture.convert("P")
+        picture.info["transparency"] = 0
+    else:
+        picture = picture.convert(mode)
+        picture.putalpha(Image.linear_gradient("L").resize((300, 200)))
+    out = io.BytesIO()
+    picture.save(out, "PNG")
+    info = inspect_image(out.getvalue(), **LIMITS)
+    assert info.thumbnail == _thumbnail_of_colour_pixels(out.getvalue())

@@ -276,3 +276,14 @@ def test_large_batches_are_inspected_in_worker_processes_in_order(student, monke
     assert [name for name, _ in report.rejected] == ["bad.png"]
     stored = list(dataset.images.order_by("pk").values_list("original_name", "width"))
     assert stored == [(f"{i}.jpg", 300) for i in range(5)]
+
+
+def test_deleting_an_image_someone_deleted_a_moment_ago_changes_nothing(student):
+    dataset = make_dataset(owner=student)
+    first, second = make_dataset_images(dataset, 2)
+    again = DatasetImage.objects.get(pk=first.pk)  # what a second request loaded meanwhile
+    services.delete_image(first)
+    services.delete_image(again)
+    dataset.refresh_from_db()
+    assert dataset.image_count == 1
+    assert list(dataset.images.all()) == [second]

@@ -39,6 +39,8 @@ def start_django(tmp_path, code="print(settings.DATABASES['default']['ENGINE'])"
         ({"DEBUG": "True", "LORASTUDIO_MAX_UPLOAD_MB": "lots"}, "LORASTUDIO_MAX_UPLOAD_MB"),
         ({"DEBUG": "True", "LORASTUDIO_GPU_BACKEND": "cuda"}, "LORASTUDIO_GPU_BACKEND"),
         ({"DEBUG": "True", "LORASTUDIO_DATA_DIR": "relative/dir"}, "LORASTUDIO_DATA_DIR"),
+        ({"DEBUG": "True", "LORASTUDIO_MAX_CAPTION_CHARS": "0"}, "LORASTUDIO_MAX_CAPTION_CHARS"),
+        ({"DEBUG": "True", "LORASTUDIO_INGEST_WORKERS": "all"}, "LORASTUDIO_INGEST_WORKERS"),
     ],
 )
 @pytest.mark.slow
