@@ -29,7 +29,7 @@ if [ "$packages_rc" = 0 ]; then
   echo "== integration tests on PostgreSQL + Redis"
   # Everything marked integration (real qcluster, daphne, the multi-node test), plus the
   # websocket tests, which exercise channels_redis here.
-  ws_tests=$(ls tests/training/test_consumers.py tests/training/execution/test_samples.py 2>/dev/null || true)
+  ws_tests=$(ls tests/training/test_consumers*.py tests/training/execution/test_samples.py 2>/dev/null || true)
   ./scripts/with_postgres.sh ./scripts/with_redis.sh $PY -m pytest -q -m "integration" tests "$@"
   if [ -n "$ws_tests" ]; then
     # shellcheck disable=SC2086
