@@ -53,6 +53,47 @@ class VramProfile:
     swap_block_mib: float = 0.0  # saved per swapped block (fp8 weights), fitted to the docs
 
 
+@dataclass(frozen=True)
+class Tokenizers:
+    """How sd-scripts loads an architecture's tokenizers: `module.strategy(*args,
+    tokenizer_cache_dir=DIR)`, its script's `get_tokenize_strategy`, run at the start of every
+    run. check_node calls the same class offline; detection looks for `repos` in a Hugging
+    Face cache. Read library/strategy_*.py of sd-scripts for these facts.
+    """
+
+    module: str  # e.g. "library.strategy_sd"
+    strategy: str  # the TokenizeStrategy subclass
+    args: tuple[object, ...]  # positional arguments before tokenizer_cache_dir (JSON values)
+    repos: tuple[str, ...]  # the Hugging Face Hub repositories it loads tokenizers from
+    # How a repository sits in --tokenizer_cache_dir: "saved" = `org_name/` (the base class
+    # saves it there after an online load); "hub" = a hub cache, `models--org--name/`
+    # (Lumina passes the folder to from_pretrained as cache_dir and never saves into it).
+    cache_layout: str = "saved"
+
+    def cache_folder(self, repo: str) -> str:
+        """The folder name `repo` has in a tokenizer cache folder."""
+        if self.cache_layout == "hub":
+            return hub_folder(repo)
+        return repo.replace("/", "_")
+
+
+def hub_folder(repo: str) -> str:
+    """The folder of repository `repo` in a Hugging Face hub cache (`models--org--name`)."""
+    return "models--" + repo.replace("/", "--")
+
+
+_CLIP_L_TOK = "openai/clip-vit-large-patch14"
+_CLIP_G_TOK = "laion/CLIP-ViT-bigG-14-laion2B-39B-b160k"
+_T5_TOK = "google/t5-v1_1-xxl"
+# FLUX.1 and Chroma share FluxTokenizeStrategy: it loads CLIP-L's tokenizer even for Chroma.
+_FLUX_TOKENIZERS = Tokenizers(
+    "library.strategy_flux", "FluxTokenizeStrategy", (512,), (_CLIP_L_TOK, _T5_TOK)
+)
+_SD3_TOKENIZERS = Tokenizers(
+    "library.strategy_sd3", "Sd3TokenizeStrategy", (256,), (_CLIP_L_TOK, _CLIP_G_TOK, _T5_TOK)
+)
+
+
 # Features an architecture has; `sdscripts.params` marks each knob with the feature it needs.
 SD_SCRIPTS = "sd_scripts"  # trained by an sd-scripts script (not the built-in demo)
 TE_CACHE = "text_encoder_cache"  # --cache_text_encoder_outputs
@@ -87,6 +128,7 @@ class ArchSpec:
     sample_options: Mapping[str, object] = field(default_factory=dict)
     name_pattern: str = ""  # recognises its checkpoints by file name (as FileRole)
     name_priority: int = 50  # lower is tried first when several patterns match
+    tokenizers: Tokenizers | None = None  # None: loads none (the demo)
 
     @property
     def on_gpu(self) -> bool:
@@ -135,6 +177,9 @@ _SPECS = (
         vram=VramProfile(0.86, (_CLIP_L,), 0.084, 1600, 3.0, 0.6),
         name_pattern=r"sd15|v15",
         name_priority=90,
+        tokenizers=Tokenizers(
+            "library.strategy_sd", "SdTokenizeStrategy", (False, None), (_CLIP_L_TOK,)
+        ),
     ),
     ArchSpec(
         key="sdxl",
@@ -150,6 +195,9 @@ _SPECS = (
         vram=VramProfile(2.57, (_CLIP_L, _CLIP_G), 0.084, 1870, 3.0, 2.9),
         name_pattern=r"sdxl|xl(_|$)|pony",
         name_priority=80,
+        tokenizers=Tokenizers(
+            "library.strategy_sdxl", "SdxlTokenizeStrategy", (None,), (_CLIP_L_TOK, _CLIP_G_TOK)
+        ),
     ),
     ArchSpec(
         key="sd35_medium",
@@ -162,6 +210,7 @@ _SPECS = (
         param_defaults={"resolution": 768, **_BIG_BUCKETS},
         vram=VramProfile(2.5, (_CLIP_L, _CLIP_G, _T5), 0.084, 1700, 5.0, 1.7, 150),
         name_pattern=r"sd3x?5medium|stablediffusion35medium",
+        tokenizers=_SD3_TOKENIZERS,
     ),
     ArchSpec(
         key="sd35_large",
@@ -174,6 +223,7 @@ _SPECS = (
         param_defaults={"resolution": 768, **_BIG_BUCKETS},
         vram=VramProfile(8.1, (_CLIP_L, _CLIP_G, _T5), 0.084, 3650, 5.0, 4.3, 330),
         name_pattern=r"sd3x?5large|stablediffusion35large",
+        tokenizers=_SD3_TOKENIZERS,
     ),
     ArchSpec(
         key="flux1_dev",
@@ -188,6 +238,7 @@ _SPECS = (
         vram=VramProfile(11.9, (_CLIP_L, _T5), 0.084, 4630, 5.0, 4.8, 515),
         name_pattern=r"^(?=.*flux)(?=.*dev)",
         name_priority=20,
+        tokenizers=_FLUX_TOKENIZERS,
     ),
     ArchSpec(
         key="flux1_schnell",
@@ -202,6 +253,7 @@ _SPECS = (
         vram=VramProfile(11.9, (_CLIP_L, _T5), 0.084, 4630, 5.0, 4.8, 515),
         name_pattern=r"^(?=.*flux)(?=.*schnell)",
         name_priority=20,
+        tokenizers=_FLUX_TOKENIZERS,
     ),
     # Chroma: FLUX.1-schnell-derived, 8.9 B, no CLIP-L. sd-scripts trains it with the FLUX
     # script and `--model_type chroma`, which asserts `--apply_t5_attn_mask`; it is not
@@ -228,6 +280,7 @@ _SPECS = (
         sample_options={"g": 0.0, "l": 4.0, "n": "low quality, blurry"},
         name_pattern=r"chroma",
         name_priority=10,
+        tokenizers=_FLUX_TOKENIZERS,
     ),
     # Lumina-Image 2.0: a 2.6 B NextDiT with Gemma 2 (2B) as its text encoder and the FLUX
     # autoencoder. Buckets must be multiples of 16; 26 layers, of which 24 can be swapped.
@@ -250,6 +303,13 @@ _SPECS = (
         vram=VramProfile(2.6, (_GEMMA2,), 0.084, 1700, 5.0, 1.1, 120),
         name_pattern=r"lumina",
         name_priority=10,
+        tokenizers=Tokenizers(
+            "library.strategy_lumina",
+            "LuminaTokenizeStrategy",
+            ("", None),
+            ("google/gemma-2-2b",),
+            cache_layout="hub",
+        ),
     ),
     ArchSpec(
         key="demo",
