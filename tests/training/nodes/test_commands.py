@@ -6,7 +6,7 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from tests.factories import make_base_model, make_node
-from tests.fake_home import COMMIT, make_fake_home
+from tests.fake_home import COMMIT, make_fake_home, make_hub_cache
 from training.models import BaseModel, GPUNode
 
 
@@ -181,3 +181,45 @@ def test_register_node_refuses_a_bad_trainer_environment(pair, message):
     with pytest.raises(CommandError, match=message):
         run("register_node", "--name", "gpu-a", "--trainer-env", pair)
     assert GPUNode.objects.get(name="gpu-a").trainer_env == {"HF_HUB_OFFLINE": "1"}
+
+
+@pytest.mark.django_db
+def test_register_node_sets_hf_home_to_a_hub_cache_it_finds(home):
+    out = run("register_node", "--name", "ws1", "--detect", str(home), "--no-probe")
+    hf_home = str(home / ".cache/huggingface")
+    assert f"Hugging Face cache: {hf_home} (tokenizers: google/gemma-2-2b, " in out
+    assert f"trainer_env HF_HOME: {hf_home}" in out
+    # Never HF_HUB_OFFLINE: a node with internet still fetches tokenizers the cache lacks.
+    assert GPUNode.objects.get(name="ws1").trainer_env == {"HF_HOME": hf_home}
+
+
+@pytest.mark.django_db
+def test_register_node_prefers_the_hub_cache_of_hf_home(home, tmp_path, monkeypatch):
+    elsewhere = make_hub_cache(tmp_path / "hf", ["openai/clip-vit-large-patch14"])
+    monkeypatch.setenv("HF_HOME", str(elsewhere))
+    out = run("register_node", "--name", "ws1", "--detect", str(home), "--no-probe", "--dry-run")
+    assert f"Hugging Face cache: {elsewhere} (tokenizers: openai/clip-vit-large-patch14)" in out
+    assert f"trainer_env HF_HOME: {elsewhere}" in out
+    assert not GPUNode.objects.exists()
+
+
+@pytest.mark.django_db
+def test_register_node_keeps_the_hf_home_staff_set(home):
+    make_node(name="ws1", trainer_env={"HF_HOME": "/srv/hf", "HF_HUB_OFFLINE": "1"})
+    out = run("register_node", "--name", "ws1", "--detect", str(home), "--no-probe")
+    assert "trainer_env HF_HOME: /srv/hf kept (set by staff)" in out
+    assert GPUNode.objects.get(name="ws1").trainer_env == {
+        "HF_HOME": "/srv/hf",
+        "HF_HUB_OFFLINE": "1",
+    }
+
+
+@pytest.mark.django_db
+def test_a_hub_cache_without_sd_scripts_tokenizers_is_not_proposed(tmp_path):
+    home = make_fake_home(tmp_path / "home", hub_cache=False)
+    (home / ".cache/huggingface/hub/models--bert-base-uncased/snapshots/1").mkdir(parents=True)
+    # A repository folder with no tokenizer file in any snapshot holds no tokenizer.
+    (home / ".cache/huggingface/hub/models--openai--clip-vit-large-patch14").mkdir()
+    out = run("register_node", "--name", "ws1", "--detect", str(home), "--no-probe")
+    assert "Hugging Face cache: not found" in out
+    assert GPUNode.objects.get(name="ws1").trainer_env == {}
