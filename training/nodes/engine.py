@@ -1,0 +1,167 @@
+"""check_node's questions to the node's own sd-scripts: optional modules and tokenizers.
+
+Each runs a program of `sdscripts.engine` with the node's sd-scripts Python, in its folder,
+with the environment its trainer gets (the node's trainer env on top of ours, as the runner
+starts it), so the answer is what a run on this node would meet.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+
+from sdscripts.architectures import ARCHITECTURES
+from sdscripts.engine import (
+    MARK,
+    MODULES_PROGRAM,
+    OFFLINE_ENV,
+    TOKENIZERS_PROGRAM,
+    missing_from_cache,
+    offline_env,
+    optimizers_needing,
+    optional_modules,
+    parse_answers,
+    strategy_name,
+    tokenizer_request,
+)
+from training.models import BaseModel, GPUNode
+from training.nodes.report import FAIL, OK, WARN, Check
+
+# Importing torch, transformers and bitsandbytes from a cold disk takes a while.
+CHECK_TIMEOUT_S = 180
+TOKENIZER_FIX = (
+    "give the node its tokenizers: register_node --tokenizer-cache-dir DIR with a folder that "
+    "holds them (sd-scripts saves them there on a run with internet; copy such a folder "
+    "here), or a filled Hugging Face cache: register_node --trainer-env HF_HOME=DIR "
+    "--trainer-env HF_HUB_OFFLINE=1"
+)
+
+
+def run_program(
+    node: GPUNode, program: str, args: list[str], env: dict[str, str] | None = None
+) -> tuple[dict[str, str], str]:
+    """Run `program` in the node's sd-scripts Python; its answers, and why there are none."""
+    full_env = {**os.environ, **(node.trainer_env or {}), **(env or {})}
+    try:
+        result = subprocess.run(
+            [node.sdscripts_python, "-c", program, MARK, *args],
+            cwd=node.sdscripts_dir,
+            env=full_env,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            errors="replace",
+            timeout=CHECK_TIMEOUT_S,
+        )
+    except subprocess.TimeoutExpired:
+        return {}, f"no answer within {CHECK_TIMEOUT_S} s"
+    except OSError as exc:
+        return {}, f"{node.sdscripts_python}: {exc.strerror or exc}"
+    why = ""
+    if result.returncode != 0:
+        last = (result.stderr.strip().splitlines() or ["no output"])[-1]
+        why = f"exit code {result.returncode}: {last}"
+    return parse_answers(result.stdout), why
+
+
+def check_engine_modules(node: GPUNode) -> Check:
+    """Import each optional optimizer module; store {module: importable} on the node."""
+    modules = optional_modules()
+    answers, why = run_program(node, MODULES_PROGRAM, list(modules))
+    if not answers:
+        return Check(
+            "optimizer modules",
+            WARN,
+            f"could not check: {why or 'no answer'}",
+            "run check_node again; if it persists, repair sd-scripts' venv",
+        )
+    # A module the program never answered for (it died on an earlier one) counts as missing.
+    errors = {m: answers.get(m, f"not checked: {why or 'no answer'}") for m in modules}
+    found = {m: not errors[m] for m in modules}
+    GPUNode.objects.filter(pk=node.pk).update(engine_modules=found)
+    missing = [m for m in modules if not found[m]]
+    if not missing:
+        return Check("optimizer modules", OK, "all import: " + ", ".join(modules))
+    detail = "; ".join(f"{m} for {', '.join(optimizers_needing(m))}: {errors[m]}" for m in missing)
+    return Check(
+        "optimizer modules",
+        WARN,
+        f"cannot import {detail}",
+        f"{node.sdscripts_python} -m pip install {' '.join(missing)} (then check_node again); "
+        "until then runs on this node cannot use these optimizers",
+    )
+
+
+def _architectures_in_use() -> list[str]:
+    """The architectures of the enabled base models that load tokenizers, registry order."""
+    used = set(BaseModel.objects.filter(enabled=True).values_list("architecture", flat=True))
+    return [k for k, s in ARCHITECTURES.items() if k in used and s.tokenizers is not None]
+
+
+def _cache_folders(folder: str) -> list[str]:
+    try:
+        return os.listdir(folder)
+    except OSError:
+        return []
+
+
+def _where(node: GPUNode, arch_key: str) -> str:
+    """Where the tokenizers were looked for offline, and what is missing there."""
+    tokenizers = ARCHITECTURES[arch_key].tokenizers
+    if not node.tokenizer_cache_dir:
+        hf_home = (node.trainer_env or {}).get("HF_HOME") or os.environ.get("HF_HOME")
+        cache = f"HF_HOME {hf_home}" if hf_home else "the default Hugging Face cache"
+        return f"no tokenizer cache folder; not in {cache}"
+    missing = missing_from_cache(tokenizers, _cache_folders(node.tokenizer_cache_dir))
+    if missing:
+        return f"{node.tokenizer_cache_dir} lacks {', '.join(missing)}"
+    return f"{node.tokenizer_cache_dir} holds them, but they do not load"
+
+
+def check_tokenizers(node: GPUNode) -> list[Check]:
+    """Whether each architecture of the enabled base models loads its tokenizers offline.
+
+    sd-scripts loads them at the start of every run, from the tokenizer cache folder, else
+    the Hugging Face cache, else the Hub. A node whose trainer env does not switch the Hub off
+    is tried again online: tokenizers that load only from the Hub are a warning, not a
+    failure (runs work while the node can reach huggingface.co).
+    """
+    archs = _architectures_in_use()
+    if not archs:
+        return []
+    cache = node.tokenizer_cache_dir
+    offline, why = run_program(
+        node, TOKENIZERS_PROGRAM, [tokenizer_request(archs, cache)], OFFLINE_ENV
+    )
+    name = {k: strategy_name(ARCHITECTURES[k].tokenizers) for k in archs}
+    error = {k: offline.get(name[k], why or "no answer") for k in archs}
+    failed = [k for k in archs if error[k]]
+    where = {k: _where(node, k) for k in failed}  # before an online load fills the cache
+    online: dict[str, str] = {}
+    if failed and not offline_env(node.trainer_env or {}):
+        online, _ = run_program(node, TOKENIZERS_PROGRAM, [tokenizer_request(failed, cache)])
+    checks = []
+    for key in archs:
+        label = f"tokenizers {key}"
+        repos = ", ".join(ARCHITECTURES[key].tokenizers.repos)
+        if not error[key]:
+            checks.append(Check(label, OK, f"loads {repos} offline"))
+        elif online.get(name[key]) == "":
+            saved = (
+                f"; sd-scripts just saved them into {cache}: check again"
+                if cache and ARCHITECTURES[key].tokenizers.cache_layout == "saved"
+                else ""
+            )
+            checks.append(
+                Check(
+                    label,
+                    WARN,
+                    f"loads {repos} only from the Hugging Face Hub ({where[key]}){saved}",
+                    "runs fail whenever this node cannot reach huggingface.co; for offline "
+                    "runs " + TOKENIZER_FIX,
+                )
+            )
+        else:
+            detail = f"cannot load {repos} offline ({where[key]}): {error[key]}"
+            checks.append(Check(label, FAIL, detail, TOKENIZER_FIX))
+    return checks
