@@ -31,10 +31,11 @@ TOKENIZER_REPOS = sorted(
 
 # library/strategy_base.py of the fake: loads a tokenizer the way sd-scripts' _load_tokenizer
 # and transformers' from_pretrained do, by folders only. First the tokenizer cache folder
-# (sd-scripts' `org_name/`), then a hub cache (`cache_dir`, else $HF_HOME/hub; no default, so
-# a test never reads the real home's cache), then the Hub, which answers only with
-# FAKE_HUB_ONLINE=1 and never with HF_HUB_OFFLINE=1. What it loads online it saves as the real
-# ones do. The errors are the real ones' (tests/fixtures/sdscripts).
+# (sd-scripts' `org_name/`, a local path: no Hub), else from a repository name: with
+# HF_HUB_OFFLINE=1 only from a hub cache (`cache_dir`, else $HF_HOME/hub; no default, so a
+# test never reads the real home's cache); without it transformers asks the Hub even for a
+# cached tokenizer, which answers only with FAKE_HUB_ONLINE=1. What it loads by name it saves
+# into the tokenizer cache folder, as sd-scripts does. The errors are the real ones'.
 STRATEGY_BASE = """
 import os
 
@@ -49,9 +50,9 @@ def from_pretrained(repo, cache_dir=None):
     hf_home = os.environ.get("HF_HOME")
     hub = cache_dir or (os.path.join(hf_home, "hub") if hf_home else "")
     folder = "models--" + repo.replace("/", "--")
-    if hub and os.path.isdir(os.path.join(hub, folder)):
-        return repo
     if os.environ.get("HF_HUB_OFFLINE") == "1":
+        if hub and os.path.isdir(os.path.join(hub, folder)):
+            return repo
         raise OSError(OFFLINE)
     if os.environ.get("FAKE_HUB_ONLINE") != "1":
         raise ConnectionError(NO_NETWORK)

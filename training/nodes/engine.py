@@ -118,50 +118,72 @@ def _where(node: GPUNode, arch_key: str) -> str:
     return f"{node.tokenizer_cache_dir} holds them, but they do not load"
 
 
+def _tokenizer_check(key: str, as_run: str, offline: str | None, where: str, saved: str):
+    """One architecture's line from its two loads: as a run does (`as_run`) and with the Hub
+    switched off (`offline`; None when the trainer env already switches it off). Each is ""
+    when it loaded, else the error."""
+    label = f"tokenizers {key}"
+    repos = ", ".join(ARCHITECTURES[key].tokenizers.repos)
+    if offline is None:  # HF_HUB_OFFLINE=1 in the trainer env: one load says it all
+        if not as_run:
+            return Check(label, OK, f"loads {repos} offline")
+        return Check(label, FAIL, f"cannot load {repos} ({where}): {as_run}", TOKENIZER_FIX)
+    if not as_run and not offline:
+        return Check(label, OK, f"loads {repos}, also with the Hub off{saved}")
+    if not as_run:
+        return Check(
+            label,
+            WARN,
+            f"loads {repos} only from the Hugging Face Hub ({where})",
+            "runs fail whenever this node cannot reach huggingface.co; for offline runs "
+            + TOKENIZER_FIX,
+        )
+    if not offline:
+        # Seen with transformers 4.54: a tokenizer in the Hugging Face cache still makes it
+        # ask the Hub for more files unless HF_HUB_OFFLINE is set, and that fails offline.
+        return Check(
+            label,
+            FAIL,
+            f"cannot load {repos} as a run does: {as_run}; with the Hub off they load",
+            "this node cannot reach huggingface.co: register_node --trainer-env "
+            "HF_HUB_OFFLINE=1 (or the node's trainer environment in the admin)",
+        )
+    detail = f"cannot load {repos} ({where}): {offline}; nor from the Hub: {as_run}"
+    return Check(label, FAIL, detail, TOKENIZER_FIX)
+
+
 def check_tokenizers(node: GPUNode) -> list[Check]:
-    """Whether each architecture of the enabled base models loads its tokenizers offline.
+    """Whether each architecture of the enabled base models loads its tokenizers, and whether
+    it does without internet.
 
     sd-scripts loads them at the start of every run, from the tokenizer cache folder, else
-    the Hugging Face cache, else the Hub. A node whose trainer env does not switch the Hub off
-    is tried again online: tokenizers that load only from the Hub are a warning, not a
-    failure (runs work while the node can reach huggingface.co).
+    the Hugging Face cache, else the Hub. They are loaded twice: as a run does (the node's
+    trainer env), then with the Hub switched off. Tokenizers that load only from the Hub are a
+    warning (runs work while the node can reach huggingface.co); a first run that must fail
+    is a failure.
     """
     archs = _architectures_in_use()
     if not archs:
         return []
     cache = node.tokenizer_cache_dir
-    offline, why = run_program(
-        node, TOKENIZERS_PROGRAM, [tokenizer_request(archs, cache)], OFFLINE_ENV
-    )
+    request = [tokenizer_request(archs, cache)]
     name = {k: strategy_name(ARCHITECTURES[k].tokenizers) for k in archs}
-    error = {k: offline.get(name[k], why or "no answer") for k in archs}
-    failed = [k for k in archs if error[k]]
-    where = {k: _where(node, k) for k in failed}  # before an online load fills the cache
-    online: dict[str, str] = {}
-    if failed and not offline_env(node.trainer_env or {}):
-        online, _ = run_program(node, TOKENIZERS_PROGRAM, [tokenizer_request(failed, cache)])
+    where = {k: _where(node, k) for k in archs}  # before a load online fills the cache
+    answers, why = run_program(node, TOKENIZERS_PROGRAM, request)
+    as_run = {k: answers.get(name[k], why or "no answer") for k in archs}
+    offline: dict[str, str | None] = dict.fromkeys(archs)
+    if not offline_env(node.trainer_env or {}):
+        answers, why = run_program(node, TOKENIZERS_PROGRAM, request, OFFLINE_ENV)
+        offline = {k: answers.get(name[k], why or "no answer") for k in archs}
     checks = []
     for key in archs:
-        label = f"tokenizers {key}"
-        repos = ", ".join(ARCHITECTURES[key].tokenizers.repos)
-        if not error[key]:
-            checks.append(Check(label, OK, f"loads {repos} offline"))
-        elif online.get(name[key]) == "":
-            saved = (
-                f"; sd-scripts just saved them into {cache}: check again"
-                if cache and ARCHITECTURES[key].tokenizers.cache_layout == "saved"
-                else ""
-            )
-            checks.append(
-                Check(
-                    label,
-                    WARN,
-                    f"loads {repos} only from the Hugging Face Hub ({where[key]}){saved}",
-                    "runs fail whenever this node cannot reach huggingface.co; for offline "
-                    "runs " + TOKENIZER_FIX,
-                )
-            )
-        else:
-            detail = f"cannot load {repos} offline ({where[key]}): {error[key]}"
-            checks.append(Check(label, FAIL, detail, TOKENIZER_FIX))
+        # sd-scripts saves what it loaded from the Hub into the cache folder ("saved" layout).
+        saved = ""
+        if (
+            cache
+            and "lacks" in where[key]
+            and ARCHITECTURES[key].tokenizers.cache_layout == "saved"
+        ):
+            saved = f" (sd-scripts just saved them into {cache})"
+        checks.append(_tokenizer_check(key, as_run[key], offline[key], where[key], saved))
     return checks

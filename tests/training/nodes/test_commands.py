@@ -114,7 +114,10 @@ def ready_node(home, settings, tmp_path):
     settings.LORASTUDIO_GPU_BACKEND = "fake"
     settings.LORASTUDIO_FAKE_GPUS = "24576:Fake 4090"
     run("register_node", "--name", "ws1", "--detect", str(home), "--no-probe")
-    run("register_node", "--name", "ws1", "--work-dir", str(tmp_path / "work"))
+    # A workstation with internet (the fake Hub answers): the detected Hugging Face cache
+    # serves the tokenizers offline too.
+    run("register_node", "--name", "ws1", "--work-dir", str(tmp_path / "work"),
+        "--trainer-env", "FAKE_HUB_ONLINE=1")  # fmt: skip
     run("scan_models", str(home))
     return GPUNode.objects.get(name="ws1")
 
@@ -125,6 +128,8 @@ def test_check_node_passes_on_a_ready_node_and_records_the_version(ready_node):
     assert "[ok  ] sd-scripts Python" in out
     assert "[ok  ] GPUs: fake: 0: Fake 4090 24576 MiB" in out
     assert "[ok  ] model sd3.5_large: all files present" in out
+    assert "[ok  ] tokenizers sdxl: loads openai/clip-vit-large-patch14, laion/" in out
+    assert "[ok  ] tokenizers flux1_dev: loads openai/clip-vit-large-patch14, google/" in out
     assert "[ok  ] LoRA folder" in out
     assert "Node ws1 is ready" in out
     ready_node.refresh_from_db()

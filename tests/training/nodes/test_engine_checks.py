@@ -79,18 +79,31 @@ def test_tokenizers_load_offline_from_the_tokenizer_cache_folder(tmp_path):
         (cache / folder).mkdir(parents=True)
     node_with(tmp_path, tokenizer_cache_dir=str(cache))
     text, error = check()
-    assert f"[ok  ] tokenizers sdxl: loads {CLIP_L}, {CLIP_G} offline" in text
-    assert f"[ok  ] tokenizers sd15: loads {CLIP_L} offline" in text
+    assert f"[ok  ] tokenizers sd15: loads {CLIP_L}, also with the Hub off" in text
+    assert f"[ok  ] tokenizers sdxl: loads {CLIP_L}, {CLIP_G}, also with the Hub off" in text
     assert "tokenizers flux1_dev" not in text  # its only base model is disabled
     assert error == ""
 
 
-def test_tokenizers_load_offline_from_the_hugging_face_cache_of_the_trainer_env(tmp_path):
+def test_a_hugging_face_cache_needs_hf_hub_offline_on_a_node_without_internet(tmp_path):
+    # transformers asks the Hub about a cached tokenizer unless HF_HUB_OFFLINE is set, so
+    # without internet the first run fails although the cache holds the tokenizer.
     hf_home = make_hub_cache(tmp_path / "hf", [CLIP_L])
-    node_with(tmp_path, trainer_env={"HF_HOME": str(hf_home)})
+    node = node_with(tmp_path, trainer_env={"HF_HOME": str(hf_home)})
+    text, error = check()
+    assert (
+        f"[fail] tokenizers sd15: cannot load {CLIP_L} as a run does: ConnectionError: "
+        "HTTPSConnectionPool(host='huggingface.co', port=443): Max retries exceeded; with the "
+        "Hub off they load"
+    ) in text
+    assert "fix: this node cannot reach huggingface.co: register_node --trainer-env " in text
+    assert f"[fail] tokenizers sdxl: cannot load {CLIP_L}, {CLIP_G} (no tokenizer cache " in text
+    assert error == "2 check(s) failed: tokenizers sd15, tokenizers sdxl"
+
+    node.trainer_env["HF_HUB_OFFLINE"] = "1"
+    node.save()
     text, error = check()
     assert f"[ok  ] tokenizers sd15: loads {CLIP_L} offline" in text
-    assert f"[fail] tokenizers sdxl: cannot load {CLIP_L}, {CLIP_G} offline (no tokenizer " in text
     assert error == "1 check(s) failed: tokenizers sdxl"
 
 
@@ -101,33 +114,46 @@ def test_an_offline_node_without_tokenizers_fails_with_the_fix(tmp_path):
     text, error = check()
     assert f"[ok  ] tokenizers sd15: loads {CLIP_L} offline" in text
     assert (
-        f"[fail] tokenizers sdxl: cannot load {CLIP_L}, {CLIP_G} offline ({cache} lacks "
-        f"{CLIP_G}): OSError: We couldn't connect to 'https://huggingface.co'"
+        f"[fail] tokenizers sdxl: cannot load {CLIP_L}, {CLIP_G} ({cache} lacks {CLIP_G}): "
+        "OSError: We couldn't connect to 'https://huggingface.co'"
     ) in text
     assert "fix: give the node its tokenizers: register_node --tokenizer-cache-dir DIR" in text
     assert "--trainer-env HF_HUB_OFFLINE=1" in text
     assert error == "1 check(s) failed: tokenizers sdxl"
 
 
-def test_tokenizers_from_the_hub_only_are_a_warning_and_get_saved_for_next_time(tmp_path):
+def test_tokenizers_from_the_hub_only_are_a_warning(tmp_path):
+    node_with(tmp_path, trainer_env={"FAKE_HUB_ONLINE": "1"})
+    text, error = check()
+    assert (
+        f"[warn] tokenizers sd15: loads {CLIP_L} only from the Hugging Face Hub (no tokenizer "
+        "cache folder; not in the default Hugging Face cache)"
+    ) in text
+    assert "fix: runs fail whenever this node cannot reach huggingface.co; for offline" in text
+    assert error == ""
+
+
+def test_sd_scripts_fills_the_tokenizer_cache_folder_when_it_loads_from_the_hub(tmp_path):
     cache = tmp_path / "tokenizers"
     node_with(tmp_path, tokenizer_cache_dir=str(cache), trainer_env={"FAKE_HUB_ONLINE": "1"})
     text, error = check()
     assert (
-        f"[warn] tokenizers sd15: loads {CLIP_L} only from the Hugging Face Hub ({cache} lacks "
-        f"{CLIP_L}); sd-scripts just saved them into {cache}: check again"
+        f"[ok  ] tokenizers sd15: loads {CLIP_L}, also with the Hub off (sd-scripts just saved "
+        f"them into {cache})"
     ) in text
-    assert "fix: runs fail whenever this node cannot reach huggingface.co" in text
     assert error == ""
     again, _ = check()
-    assert f"[ok  ] tokenizers sd15: loads {CLIP_L} offline" in again
-    assert f"[ok  ] tokenizers sdxl: loads {CLIP_L}, {CLIP_G} offline" in again
+    assert f"[ok  ] tokenizers sd15: loads {CLIP_L}, also with the Hub off\n" in again
 
 
 def test_a_node_without_internet_or_tokenizers_fails(tmp_path):
     node_with(tmp_path)
     text, error = check()
-    assert "[fail] tokenizers sd15: cannot load" in text and "no tokenizer cache folder" in text
+    assert (
+        f"[fail] tokenizers sd15: cannot load {CLIP_L} (no tokenizer cache folder; not in the "
+        "default Hugging Face cache): OSError: We couldn't connect to 'https://huggingface.co'"
+    ) in text
+    assert "; nor from the Hub: ConnectionError: HTTPSConnectionPool(host='huggingface.co'" in text
     assert error == "2 check(s) failed: tokenizers sd15, tokenizers sdxl"
 
 
