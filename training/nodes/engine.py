@@ -105,20 +105,27 @@ def _cache_folders(folder: str) -> list[str]:
         return []
 
 
-def _where(node: GPUNode, arch_key: str) -> str:
-    """Where the tokenizers were looked for offline, and what is missing there."""
+def _lacking(node: GPUNode, arch_key: str) -> tuple[str, ...]:
+    """The repositories missing from the node's tokenizer cache folder (none without one)."""
+    if not node.tokenizer_cache_dir:
+        return ()
     tokenizers = ARCHITECTURES[arch_key].tokenizers
+    return missing_from_cache(tokenizers, _cache_folders(node.tokenizer_cache_dir))
+
+
+def _where(node: GPUNode, arch_key: str) -> str:
+    """Where the tokenizers are looked for without the Hub, and what is missing there."""
     if not node.tokenizer_cache_dir:
         hf_home = (node.trainer_env or {}).get("HF_HOME") or os.environ.get("HF_HOME")
         cache = f"HF_HOME {hf_home}" if hf_home else "the default Hugging Face cache"
         return f"no tokenizer cache folder; not in {cache}"
-    missing = missing_from_cache(tokenizers, _cache_folders(node.tokenizer_cache_dir))
+    missing = _lacking(node, arch_key)
     if missing:
         return f"{node.tokenizer_cache_dir} lacks {', '.join(missing)}"
     return f"{node.tokenizer_cache_dir} holds them, but they do not load"
 
 
-def _tokenizer_check(key: str, as_run: str, offline: str | None, where: str, saved: str):
+def _tokenizer_check(key: str, as_run: str, offline: str | None, where: str, saved: str) -> Check:
     """One architecture's line from its two loads: as a run does (`as_run`) and with the Hub
     switched off (`offline`; None when the trainer env already switches it off). Each is ""
     when it loaded, else the error."""
@@ -168,7 +175,9 @@ def check_tokenizers(node: GPUNode) -> list[Check]:
     cache = node.tokenizer_cache_dir
     request = [tokenizer_request(archs, cache)]
     name = {k: strategy_name(ARCHITECTURES[k].tokenizers) for k in archs}
-    where = {k: _where(node, k) for k in archs}  # before a load online fills the cache
+    # Before the first load: sd-scripts saves what it loads into the cache folder.
+    where = {k: _where(node, k) for k in archs}
+    lacking = {k: bool(_lacking(node, k)) for k in archs}
     answers, why = run_program(node, TOKENIZERS_PROGRAM, request)
     as_run = {k: answers.get(name[k], why or "no answer") for k in archs}
     offline: dict[str, str | None] = dict.fromkeys(archs)
@@ -177,13 +186,8 @@ def check_tokenizers(node: GPUNode) -> list[Check]:
         offline = {k: answers.get(name[k], why or "no answer") for k in archs}
     checks = []
     for key in archs:
-        # sd-scripts saves what it loaded from the Hub into the cache folder ("saved" layout).
         saved = ""
-        if (
-            cache
-            and "lacks" in where[key]
-            and ARCHITECTURES[key].tokenizers.cache_layout == "saved"
-        ):
+        if lacking[key] and ARCHITECTURES[key].tokenizers.cache_layout == "saved":
             saved = f" (sd-scripts just saved them into {cache})"
         checks.append(_tokenizer_check(key, as_run[key], offline[key], where[key], saved))
     return checks

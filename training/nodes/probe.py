@@ -29,7 +29,7 @@ from sdscripts.engine import (
     probe_estimate_mib,
     probe_params,
 )
-from sdscripts.outcome import TOKENIZER_ADVICE, classify_exit
+from sdscripts.outcome import TOKENIZER_ADVICE, Outcome, classify_exit
 from sdscripts.progress import StreamSplitter, is_progress_noise
 from training.execution.process import TrainerProcess
 from training.models import BaseModel, GPUNode
@@ -135,7 +135,9 @@ def _job(node: GPUNode, model: BaseModel, params: dict, work: Path) -> TrainJob:
     )
 
 
-def _train(argv: list[str], cwd: str, env: dict, timeout_s: float):
+def _train(
+    argv: list[str], cwd: str, env: dict, timeout_s: float
+) -> tuple[int | None, dict[str, list[str]], bool, float]:
     """Run the trainer as the runner does; (exit code, lines per stream, timed out, seconds)."""
     started = time.monotonic()
     trainer = TrainerProcess(argv, cwd=cwd, env=env)
@@ -148,7 +150,7 @@ def _train(argv: list[str], cwd: str, env: dict, timeout_s: float):
     return trainer.returncode, lines, timed_out, time.monotonic() - started
 
 
-def _failure(what: str, outcome, arch_key: str, params: dict, log: str) -> Check:
+def _failure(what: str, outcome: Outcome, arch_key: str, params: dict, log: str) -> Check:
     """FAIL with classify_exit's reason and advice, and what to do where it has none."""
     fix = FIXES.get(outcome.reason, "")  # the other reasons' messages hold their advice
     if outcome.reason == "oom":
