@@ -151,9 +151,10 @@ def _tokenizer_check(key: str, as_run: str, offline: str | None, where: str, sav
         return Check(
             label,
             FAIL,
-            f"cannot load {repos} as a run does: {as_run}; with the Hub off they load",
+            f"cannot load {repos} as a run does: {as_run}; with the Hub off they load{saved}",
             "this node cannot reach huggingface.co: register_node --trainer-env "
-            "HF_HUB_OFFLINE=1 (or the node's trainer environment in the admin)",
+            "HF_HUB_OFFLINE=1 (or the node's trainer environment in the admin)"
+            + ("; or check again: runs read the tokenizer cache folder first" if saved else ""),
         )
     detail = f"cannot load {repos} ({where}): {offline}; nor from the Hub: {as_run}"
     return Check(label, FAIL, detail, TOKENIZER_FIX)

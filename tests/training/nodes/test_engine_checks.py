@@ -165,3 +165,18 @@ def test_sd_scripts_that_does_not_import_is_asked_nothing_more(tmp_path):
     assert "optimizer modules" not in text and "tokenizers" not in text
     node.refresh_from_db()
     assert node.engine_modules == {}
+
+
+def test_the_check_with_the_hub_off_fills_an_empty_tokenizer_cache_folder(tmp_path):
+    hf_home = make_hub_cache(tmp_path / "hf", [CLIP_L])
+    cache = tmp_path / "tokenizers"
+    node_with(tmp_path, tokenizer_cache_dir=str(cache), trainer_env={"HF_HOME": str(hf_home)})
+    text, _ = check()
+    assert (
+        f"; with the Hub off they load (sd-scripts just saved them into {cache})\n"
+        "       fix: this node cannot reach huggingface.co: register_node --trainer-env "
+        "HF_HUB_OFFLINE=1 (or the node's trainer environment in the admin); or check again: "
+        "runs read the tokenizer cache folder first"
+    ) in text
+    again, _ = check()
+    assert f"[ok  ] tokenizers sd15: loads {CLIP_L}, also with the Hub off\n" in again
