@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Set up LoRA Studio on this machine: venv, packages, .env, database, and this machine as a
 # GPU node with the sd-scripts / ComfyUI / SwarmUI folders and model files found in a home
-# folder. Idempotent: run it again after an upgrade or after adding models.
+# folder, and a Hugging Face cache holding sd-scripts' tokenizers ($HF_HOME, else the home
+# folder's .cache/huggingface) as the trainer's HF_HOME. Idempotent: run it again after an
+# upgrade or after adding models.
 #
 #   ./install.sh [--dry-run] [--home DIR] [--env-file FILE] [--node NAME] [--no-probe]
 #
@@ -20,7 +22,7 @@ PROBE=1
 PYTHON=${PYTHON:-}
 VENV="$ROOT/.venv"
 
-usage() { sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; }
 while [ $# -gt 0 ]; do
   case "$1" in
     --dry-run) DRY_RUN=1 ;;
@@ -128,4 +130,5 @@ say "this machine as node $NODE (detected under $HOME_DIR)"
 act "$PY" manage.py register_node --name "$NODE" --detect "$HOME_DIR" "${probe[@]}"
 say "base models under $HOME_DIR"
 act "$PY" manage.py scan_models "$HOME_DIR"
-say "done. Next: $PY manage.py check_node; make run (one workstation) or deploy/ (systemd)"
+say "done. Next: $PY manage.py check_node [--probe] (tokenizers offline, one real training step);"
+say "make run (one workstation) or deploy/ (systemd)"

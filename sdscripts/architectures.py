@@ -74,6 +74,47 @@ class VramProfile:
     swap_unit_params: int = 0  # parameters one unit of --blocks_to_swap takes off the GPU
 
 
+@dataclass(frozen=True)
+class Tokenizers:
+    """How sd-scripts loads an architecture's tokenizers: `module.strategy(*args,
+    tokenizer_cache_dir=DIR)`, its script's `get_tokenize_strategy`, run at the start of every
+    run. check_node calls the same class offline; detection looks for `repos` in a Hugging
+    Face cache. Read library/strategy_*.py of sd-scripts for these facts.
+    """
+
+    module: str  # e.g. "library.strategy_sd"
+    strategy: str  # the TokenizeStrategy subclass
+    args: tuple[object, ...]  # positional arguments before tokenizer_cache_dir (JSON values)
+    repos: tuple[str, ...]  # the Hugging Face Hub repositories it loads tokenizers from
+    # How a repository sits in --tokenizer_cache_dir: "saved" = `org_name/` (the base class
+    # saves it there after an online load); "hub" = a hub cache, `models--org--name/`
+    # (Lumina passes the folder to from_pretrained as cache_dir and never saves into it).
+    cache_layout: str = "saved"
+
+    def cache_folder(self, repo: str) -> str:
+        """The folder name `repo` has in a tokenizer cache folder."""
+        if self.cache_layout == "hub":
+            return hub_folder(repo)
+        return repo.replace("/", "_")
+
+
+def hub_folder(repo: str) -> str:
+    """The folder of repository `repo` in a Hugging Face hub cache (`models--org--name`)."""
+    return "models--" + repo.replace("/", "--")
+
+
+_CLIP_L_TOK = "openai/clip-vit-large-patch14"
+_CLIP_G_TOK = "laion/CLIP-ViT-bigG-14-laion2B-39B-b160k"
+_T5_TOK = "google/t5-v1_1-xxl"
+# FLUX.1 and Chroma share FluxTokenizeStrategy: it loads CLIP-L's tokenizer even for Chroma.
+_FLUX_TOKENIZERS = Tokenizers(
+    "library.strategy_flux", "FluxTokenizeStrategy", (512,), (_CLIP_L_TOK, _T5_TOK)
+)
+_SD3_TOKENIZERS = Tokenizers(
+    "library.strategy_sd3", "Sd3TokenizeStrategy", (256,), (_CLIP_L_TOK, _CLIP_G_TOK, _T5_TOK)
+)
+
+
 # Features an architecture has; `sdscripts.params` marks each knob with the feature it needs.
 SD_SCRIPTS = "sd_scripts"  # trained by an sd-scripts script (not the built-in demo)
 TE_CACHE = "text_encoder_cache"  # --cache_text_encoder_outputs
@@ -108,6 +149,7 @@ class ArchSpec:
     sample_options: Mapping[str, object] = field(default_factory=dict)
     name_pattern: str = ""  # recognises its checkpoints by file name (as FileRole)
     name_priority: int = 50  # lower is tried first when several patterns match
+    tokenizers: Tokenizers | None = None  # None: loads none (the demo)
 
     @property
     def on_gpu(self) -> bool:
@@ -161,6 +203,7 @@ _SD35_MEDIUM = ArchSpec(
     param_defaults={"resolution": 768, **_BIG_BUCKETS},
     vram=VramProfile(2_469_663_936, _SD3_TES, 83_819_683, 1_850_880, 1700, 5.0, 92_653_957),
     name_pattern=r"sd3x?5medium|stablediffusion35medium",
+    tokenizers=_SD3_TOKENIZERS,
 )
 _FLUX_DEV = ArchSpec(
     key="flux1_dev",
@@ -175,6 +218,7 @@ _FLUX_DEV = ArchSpec(
     vram=_FLUX_VRAM,
     name_pattern=r"^(?=.*flux)(?=.*dev)",
     name_priority=20,
+    tokenizers=_FLUX_TOKENIZERS,
 )
 
 _SPECS = (
@@ -192,6 +236,9 @@ _SPECS = (
         vram=VramProfile(859_520_964, (_CLIP_L,), 83_653_863, 423_936, 1600, 3.0),
         name_pattern=r"sd15|v15",
         name_priority=90,
+        tokenizers=Tokenizers(
+            "library.strategy_sd", "SdTokenizeStrategy", (False, None), (_CLIP_L_TOK,)
+        ),
     ),
     ArchSpec(
         key="sdxl",
@@ -207,6 +254,9 @@ _SPECS = (
         vram=VramProfile(2_567_463_684, (_CLIP_L, _CLIP_G), 83_653_863, 2_659_840, 1870, 3.0),
         name_pattern=r"sdxl|xl(_|$)|pony",
         name_priority=80,
+        tokenizers=Tokenizers(
+            "library.strategy_sdxl", "SdxlTokenizeStrategy", (None,), (_CLIP_L_TOK, _CLIP_G_TOK)
+        ),
     ),
     _SD35_MEDIUM,
     replace(
@@ -250,6 +300,7 @@ _SPECS = (
         sample_options={"g": 0.0, "l": 4.0, "n": "low quality, blurry"},
         name_pattern=r"chroma",
         name_priority=10,
+        tokenizers=_FLUX_TOKENIZERS,
     ),
     # Lumina-Image 2.0: a 2.6 B NextDiT with Gemma 2 (2B) as its text encoder and the FLUX
     # autoencoder. Buckets must be multiples of 16; 26 layers, of which 24 can be swapped.
@@ -272,6 +323,13 @@ _SPECS = (
         vram=VramProfile(2_609_771_456, (_GEMMA2,), 83_819_683, 1_651_776, 1700, 5.0, 87_312_576),
         name_pattern=r"lumina",
         name_priority=10,
+        tokenizers=Tokenizers(
+            "library.strategy_lumina",
+            "LuminaTokenizeStrategy",
+            ("", None),
+            ("google/gemma-2-2b",),
+            cache_layout="hub",
+        ),
     ),
     ArchSpec(
         key="demo",

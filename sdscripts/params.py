@@ -36,10 +36,11 @@ OPTIMIZERS = (
     "DAdaptAdam",
     "AdamWScheduleFree",
 )
-# The module each optimizer imports inside sd-scripts (library/train_util.get_optimizer);
-# sd-scripts' own requirements do not install all of them (dadaptation, for one).
-OPTIMIZER_MODULES = {
-    "AdamW": "torch",
+# The optional Python module each optimizer imports in sd-scripts (library/train_util.py,
+# get_optimizer); "" = torch itself. sd-scripts' requirements.txt installs some of them, not
+# dadaptation: check_node imports each in the node's sd-scripts Python (GPUNode.engine_modules).
+OPTIMIZER_MODULES: dict[str, str] = {
+    "AdamW": "",
     "AdamW8bit": "bitsandbytes",
     "PagedAdamW8bit": "bitsandbytes",
     "Lion": "lion_pytorch",

@@ -34,8 +34,8 @@ def nowhere_has_files(base_model, nodes=None) -> str:
 def node_can_import(engine_modules: dict, optimizer: str | None) -> bool:
     """Whether a node whose sd-scripts reported `engine_modules` can run `optimizer`
     (a node never checked is given the benefit of the doubt)."""
-    module = OPTIMIZER_MODULES.get(optimizer or "")
-    return not engine_modules or module is None or engine_modules.get(module, True) is True
+    module = OPTIMIZER_MODULES.get(optimizer or "")  # "": torch itself, always there
+    return not engine_modules or not module or engine_modules.get(module, True) is True
 
 
 def unavailable_optimizers() -> dict[str, str]:

@@ -119,3 +119,16 @@ def test_the_registry_cannot_be_changed_by_a_caller():
         spec("chroma").param_defaults["guidance_scale"] = 3.5
     with pytest.raises(architectures.UnknownArchitecture, match="use one of sd15"):
         spec("sd4")
+
+
+@pytest.mark.parametrize("arch", SPECS, ids=ids(SPECS))
+def test_every_sd_scripts_entry_says_how_its_tokenizers_load(arch):
+    tokenizers = arch.tokenizers
+    if not arch.on_gpu:
+        assert tokenizers is None
+        return
+    assert tokenizers.module.startswith("library.strategy_")
+    assert tokenizers.strategy.endswith("TokenizeStrategy")
+    assert tokenizers.repos and all(r.count("/") == 1 for r in tokenizers.repos)
+    assert tokenizers.cache_layout in ("saved", "hub")
+    assert all(isinstance(a, (bool, int, str, type(None))) for a in tokenizers.args)

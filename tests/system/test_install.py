@@ -1,5 +1,6 @@
 """install.sh on a fake workstation home: --dry-run shows and changes nothing; a run registers."""
 
+import json
 import os
 import sqlite3
 import subprocess
@@ -8,13 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.fake_home import make_fake_home
+from tests.fake_home import make_fake_home, make_hub_cache
 from tests.paths import REPO as ROOT
 
 pytestmark = pytest.mark.slow
 
 
-def install(tmp_path, *args):
+def install(tmp_path, *args, extra_env=None):
     """Run install.sh with its own .env and SQLite database under tmp_path."""
     env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "SECRET_KEY", "DEBUG")}
     env.update(
@@ -22,6 +23,7 @@ def install(tmp_path, *args):
         DATABASE_URL=f"sqlite:///{tmp_path / 'data' / 'db.sqlite3'}",
         LORASTUDIO_NODE="ws1",
         PYTHON=sys.executable,
+        **(extra_env or {}),
     )
     return subprocess.run(
         [
@@ -58,6 +60,9 @@ def test_dry_run_prints_what_it_found_and_changes_nothing(home, tmp_path):
     assert "Would register flux1-dev (flux1_dev)" in out
     assert "Would register sd_xl_base_1.0 (sdxl)" in out
     assert "would add SECRET_KEY" in out
+    hf_home = home / ".cache/huggingface"
+    assert f"Hugging Face cache: {hf_home} (tokenizers: google/gemma-2-2b, " in out
+    assert f"trainer_env HF_HOME: {hf_home}" in out
     assert not (tmp_path / "env").exists()
     assert not (tmp_path / "data").exists()
 
@@ -74,6 +79,9 @@ def test_install_registers_the_node_and_models_and_is_idempotent(home, tmp_path)
     assert rows(db, "select name, sdscripts_dir, lora_dir from training_gpunode") == [
         ("ws1", str(home / "sd-scripts"), str(home / "SwarmUI/Models/Lora"))
     ]
+    # The hub cache it found: HF_HOME for the trainer, never HF_HUB_OFFLINE.
+    (env,) = rows(db, "select trainer_env from training_gpunode")[0]
+    assert json.loads(env) == {"HF_HOME": str(home / ".cache/huggingface")}
     models = "select name, architecture from training_basemodel order by name"
     assert rows(db, models) == [
         ("flux1-dev", "flux1_dev"),
@@ -106,6 +114,17 @@ def test_an_existing_world_readable_env_file_is_made_private(home, tmp_path):
     assert result.returncode == 0, result.stdout + result.stderr
     assert env_file.stat().st_mode & 0o777 == 0o600
     assert "an-existing-key-kept-as-it-is" in env_file.read_text()
+
+
+def test_dry_run_shows_the_hub_cache_of_hf_home(tmp_path):
+    make_fake_home(tmp_path / "home", hub_cache=False)
+    hf_home = make_hub_cache(tmp_path / "hf", ["openai/clip-vit-large-patch14"])
+    result = install(tmp_path, "--dry-run", extra_env={"HF_HOME": str(hf_home)})
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"Hugging Face cache: {hf_home} (tokenizers: openai/clip-vit-large-patch14)" in (
+        result.stdout
+    )
+    assert f"trainer_env HF_HOME: {hf_home}" in result.stdout
 
 
 def test_install_refuses_a_missing_home(tmp_path):

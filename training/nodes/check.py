@@ -1,4 +1,5 @@
-"""Check that a node can train: sd-scripts, GPUs, UIs, model files, folders, disk space."""
+"""Check that a node can train: sd-scripts (its optional modules, the tokenizers offline),
+GPUs, UIs, model files, folders, disk space, and with `run_probe` one real training step."""
 
 from __future__ import annotations
 
@@ -6,28 +7,20 @@ import os
 import shutil
 import subprocess
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 
 from django.conf import settings
 
 from training.models import BaseModel, GPUNode
 from training.nodes import comfyui, nvml
+from training.nodes.engine import check_engine_modules, check_tokenizers
+from training.nodes.probe import PROBE_TIMEOUT_S, probe
+from training.nodes.report import FAIL, OK, WARN, Check
 from training.nodes.setup import answers
 
-OK, WARN, FAIL = "ok", "warn", "fail"
+__all__ = ["FAIL", "OK", "WARN", "Check", "check_node"]
 IMPORT_SDSCRIPTS = "import library.train_util"
 IMPORT_TIMEOUT_S = 180
-
-
-@dataclass(frozen=True)
-class Check:
-    """One line of the report; `fix` says what to do when it is not ok."""
-
-    name: str
-    state: str
-    detail: str
-    fix: str = ""
 
 
 def sdscripts_version(folder: Path) -> str:
@@ -183,10 +176,23 @@ def check_disk(folder: str, min_free_gib: float) -> Check:
     return Check("disk space", OK, f"{free_gib:.1f} GiB free in {folder}")
 
 
-def check_node(node: GPUNode, *, min_free_gib: float = 20.0) -> list[Check]:
-    """Run every check for `node` and return the report's lines in order."""
+def check_node(
+    node: GPUNode,
+    *,
+    min_free_gib: float = 20.0,
+    run_probe: bool = False,
+    probe_timeout_s: float = PROBE_TIMEOUT_S,
+) -> list[Check]:
+    """Run every check for `node` and return the report's lines in order; `run_probe` adds
+    a one-step training (training.nodes.probe) at the end."""
     work_dir = node.work_dir or str(settings.LORASTUDIO_WORK_DIR)
-    checks = [*check_sdscripts(node), check_gpus(), *check_uis(node)]
+    sdscripts = check_sdscripts(node)
+    # Its Python can only be asked more once it imports sd-scripts.
+    engine_ok = all(c.state == OK for c in sdscripts)
+    checks = [*sdscripts]
+    if engine_ok:
+        checks += [check_engine_modules(node), *check_tokenizers(node)]
+    checks += [check_gpus(), *check_uis(node)]
     checks += check_model_files(node)
     if node.lora_dir:
         checks.append(check_writable("LoRA folder", node.lora_dir))
@@ -196,4 +202,9 @@ def check_node(node: GPUNode, *, min_free_gib: float = 20.0) -> list[Check]:
         )
     checks.append(check_writable("work folder", work_dir))
     checks.append(check_disk(work_dir, min_free_gib))
+    if run_probe:
+        if engine_ok:
+            checks.append(probe(node, timeout_s=probe_timeout_s))
+        else:
+            checks.append(Check("probe", FAIL, "not run: sd-scripts is not usable (see above)", ""))
     return checks

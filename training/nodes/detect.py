@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 
-from sdscripts.architectures import ARCHITECTURES, FILE_ROLES
+from sdscripts.architectures import ARCHITECTURES, FILE_ROLES, hub_folder
 
 MODEL_SUFFIXES = (".safetensors", ".sft", ".ckpt", ".pt", ".pth")
 # Folders (lower case, consecutive path parts) where SwarmUI and ComfyUI keep model files.
@@ -27,6 +27,8 @@ ENCODER_FOLDERS = frozenset({("models", "clip"), ("models", "text_encoders")})
 VAE_FOLDERS = frozenset({("models", "vae")})
 MODEL_FOLDERS = CHECKPOINT_FOLDERS | ENCODER_FOLDERS | VAE_FOLDERS
 VENV_NAMES = ("venv", ".venv", "env")
+# Files a tokenizer is saved as; a hub cache snapshot holding one of them holds a tokenizer.
+TOKENIZER_FILES = ("tokenizer_config.json", "tokenizer.json", "vocab.json", "spiece.model")
 # Encoder roles, in the order a file name is tried against them (the registry's order).
 ENCODER_KINDS = tuple(name for name in FILE_ROLES if name not in ("checkpoint", "vae"))
 
@@ -65,6 +67,14 @@ class BaseModelProposal:
     architecture: str
     files: Mapping[str, str] = field(default_factory=dict)
     missing: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class HubCache:
+    """A Hugging Face cache holding tokenizers sd-scripts loads: what HF_HOME would name."""
+
+    hf_home: str  # the hub cache's parent folder
+    tokenizers: tuple[str, ...]  # the registry's tokenizer repositories it holds
 
 
 @dataclass(frozen=True)
@@ -243,3 +253,18 @@ def detect(listing: list[str]) -> Detection:
         model_files=files,
         base_models=propose_base_models(files),
     )
+
+
+def find_hub_cache(caches: Mapping[str, list[str]]) -> HubCache | None:
+    """The first hub cache (in the caller's order) holding a tokenizer an architecture loads.
+
+    `caches` maps a hub cache folder (`…/hub`) to its repository folders that hold a
+    tokenizer (`models--org--name`), as `scan.hub_caches` lists them.
+    """
+    repos = sorted({r for s in ARCHITECTURES.values() if s.tokenizers for r in s.tokenizers.repos})
+    for hub, folders in caches.items():
+        held = set(folders)
+        found = tuple(r for r in repos if hub_folder(r) in held)
+        if found:
+            return HubCache(hf_home=str(PurePosixPath(hub).parent), tokenizers=found)
+    return None

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from training.nodes.detect import VENV_NAMES
+from training.nodes.detect import TOKENIZER_FILES, VENV_NAMES
 
 # Folders never worth descending into when looking for installs and model files.
 SKIP = frozenset(
@@ -21,6 +21,7 @@ SKIP = frozenset(
     }
 )
 MAX_ENTRIES = 200_000
+HOME_HUB_CACHE = ".cache/huggingface/hub"  # huggingface_hub's default, under the home folder
 
 
 def list_tree(root: Path, max_depth: int = 8) -> list[str]:
@@ -67,3 +68,30 @@ def list_tree(root: Path, max_depth: int = 8) -> list[str]:
 
     walk(root, "", 1)
     return listing
+
+
+def _holds_tokenizer(repo: str) -> bool:
+    """Whether a snapshot of a hub cache repository folder holds a tokenizer file."""
+    try:
+        snapshots = [e.path for e in os.scandir(os.path.join(repo, "snapshots")) if e.is_dir()]
+    except OSError:
+        return False
+    return any(os.path.exists(os.path.join(s, f)) for s in snapshots for f in TOKENIZER_FILES)
+
+
+def hub_caches(home: Path, hf_home: str = "") -> dict[str, list[str]]:
+    """The Hugging Face hub caches that may serve this machine, $HF_HOME/hub first, then the
+    home folder's, each with its repository folders that hold a tokenizer.
+
+    A targeted look, not `list_tree`: .cache is skipped there, as it holds much else.
+    """
+    caches: dict[str, list[str]] = {}
+    for hub in ([Path(hf_home) / "hub"] if hf_home else []) + [Path(home) / HOME_HUB_CACHE]:
+        try:
+            entries = sorted(os.scandir(hub), key=lambda e: e.name)
+        except OSError:
+            continue
+        caches[str(hub)] = [
+            e.name for e in entries if e.name.startswith("models--") and _holds_tokenizer(e.path)
+        ]
+    return caches

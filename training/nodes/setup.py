@@ -6,8 +6,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from training.nodes.detect import detect
-from training.nodes.scan import list_tree
+from training.nodes.detect import detect, find_hub_cache
+from training.nodes.scan import hub_caches, list_tree
 
 COMFYUI_LOCAL_URL = "http://127.0.0.1:8188"
 SWARMUI_LOCAL_URL = "http://127.0.0.1:7801"
@@ -34,8 +34,10 @@ def answers(url: str, *, timeout: float = 1.0) -> bool:
         return False
 
 
-def detected_settings(home: Path, *, probe: bool = True) -> dict[str, str]:
-    """Node settings found under `home`: sd-scripts, its python, LoRA folder, UI URLs."""
+def detected_settings(home: Path, *, probe: bool = True, hf_home: str = "") -> dict[str, str]:
+    """Node settings found under `home`: sd-scripts, its python, LoRA folder, UI URLs; and
+    "_hf_home" (with "_hf_tokenizers"), a Hugging Face cache holding sd-scripts' tokenizers
+    ($HF_HOME, given as `hf_home`, else the home folder's), "" when none."""
     found = detect(list_tree(home))
     values: dict[str, str] = {"models_root": str(home)}
     if found.sdscripts:
@@ -54,4 +56,7 @@ def detected_settings(home: Path, *, probe: bool = True) -> dict[str, str]:
             values["comfyui_url"] = COMFYUI_LOCAL_URL
     values["_comfyui_dirs"] = ", ".join(str(home / d) for d in found.comfyui)
     values["_swarmui_dirs"] = ", ".join(str(home / s.dir) for s in found.swarmui)
+    cache = find_hub_cache(hub_caches(home, hf_home))
+    values["_hf_home"] = cache.hf_home if cache else ""
+    values["_hf_tokenizers"] = ", ".join(cache.tokenizers) if cache else ""
     return values

@@ -6,7 +6,7 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from tests.factories import make_base_model, make_node
-from tests.fake_home import COMMIT, make_fake_home
+from tests.fake_home import COMMIT, make_fake_home, make_hub_cache
 from training.models import BaseModel, GPUNode
 
 
@@ -114,7 +114,10 @@ def ready_node(home, settings, tmp_path):
     settings.LORASTUDIO_GPU_BACKEND = "fake"
     settings.LORASTUDIO_FAKE_GPUS = "24576:Fake 4090"
     run("register_node", "--name", "ws1", "--detect", str(home), "--no-probe")
-    run("register_node", "--name", "ws1", "--work-dir", str(tmp_path / "work"))
+    # A workstation with internet (the fake Hub answers): the detected Hugging Face cache
+    # serves the tokenizers offline too.
+    run("register_node", "--name", "ws1", "--work-dir", str(tmp_path / "work"),
+        "--trainer-env", "FAKE_HUB_ONLINE=1")  # fmt: skip
     run("scan_models", str(home))
     return GPUNode.objects.get(name="ws1")
 
@@ -125,6 +128,8 @@ def test_check_node_passes_on_a_ready_node_and_records_the_version(ready_node):
     assert "[ok  ] sd-scripts Python" in out
     assert "[ok  ] GPUs: fake: 0: Fake 4090 24576 MiB" in out
     assert "[ok  ] model sd3.5_large: all files present" in out
+    assert "[ok  ] tokenizers sdxl: loads openai/clip-vit-large-patch14, laion/" in out
+    assert "[ok  ] tokenizers flux1_dev: loads openai/clip-vit-large-patch14, google/" in out
     assert "[ok  ] LoRA folder" in out
     assert "Node ws1 is ready" in out
     ready_node.refresh_from_db()
@@ -181,3 +186,45 @@ def test_register_node_refuses_a_bad_trainer_environment(pair, message):
     with pytest.raises(CommandError, match=message):
         run("register_node", "--name", "gpu-a", "--trainer-env", pair)
     assert GPUNode.objects.get(name="gpu-a").trainer_env == {"HF_HUB_OFFLINE": "1"}
+
+
+@pytest.mark.django_db
+def test_register_node_sets_hf_home_to_a_hub_cache_it_finds(home):
+    out = run("register_node", "--name", "ws1", "--detect", str(home), "--no-probe")
+    hf_home = str(home / ".cache/huggingface")
+    assert f"Hugging Face cache: {hf_home} (tokenizers: google/gemma-2-2b, " in out
+    assert f"trainer_env HF_HOME: {hf_home}" in out
+    # Never HF_HUB_OFFLINE: a node with internet still fetches tokenizers the cache lacks.
+    assert GPUNode.objects.get(name="ws1").trainer_env == {"HF_HOME": hf_home}
+
+
+@pytest.mark.django_db
+def test_register_node_prefers_the_hub_cache_of_hf_home(home, tmp_path, monkeypatch):
+    elsewhere = make_hub_cache(tmp_path / "hf", ["openai/clip-vit-large-patch14"])
+    monkeypatch.setenv("HF_HOME", str(elsewhere))
+    out = run("register_node", "--name", "ws1", "--detect", str(home), "--no-probe", "--dry-run")
+    assert f"Hugging Face cache: {elsewhere} (tokenizers: openai/clip-vit-large-patch14)" in out
+    assert f"trainer_env HF_HOME: {elsewhere}" in out
+    assert not GPUNode.objects.exists()
+
+
+@pytest.mark.django_db
+def test_register_node_keeps_the_hf_home_staff_set(home):
+    make_node(name="ws1", trainer_env={"HF_HOME": "/srv/hf", "HF_HUB_OFFLINE": "1"})
+    out = run("register_node", "--name", "ws1", "--detect", str(home), "--no-probe")
+    assert "trainer_env HF_HOME: /srv/hf kept (set by staff)" in out
+    assert GPUNode.objects.get(name="ws1").trainer_env == {
+        "HF_HOME": "/srv/hf",
+        "HF_HUB_OFFLINE": "1",
+    }
+
+
+@pytest.mark.django_db
+def test_a_hub_cache_without_sd_scripts_tokenizers_is_not_proposed(tmp_path):
+    home = make_fake_home(tmp_path / "home", hub_cache=False)
+    (home / ".cache/huggingface/hub/models--bert-base-uncased/snapshots/1").mkdir(parents=True)
+    # A repository folder with no tokenizer file in any snapshot holds no tokenizer.
+    (home / ".cache/huggingface/hub/models--openai--clip-vit-large-patch14").mkdir()
+    out = run("register_node", "--name", "ws1", "--detect", str(home), "--no-probe")
+    assert "Hugging Face cache: not found" in out
+    assert GPUNode.objects.get(name="ws1").trainer_env == {}

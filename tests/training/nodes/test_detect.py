@@ -4,11 +4,13 @@ import pytest
 
 from training.nodes.detect import (
     BaseModelProposal,
+    HubCache,
     SdScripts,
     SwarmUI,
     classify_name,
     detect,
     find_comfyui,
+    find_hub_cache,
     find_model_files,
     find_sdscripts,
     find_swarmui,
@@ -170,3 +172,22 @@ def test_lumina_and_chroma_proposals_take_the_encoders_their_architecture_needs(
     }
     assert set(by_arch["chroma"].files) == {"checkpoint", "t5xxl", "ae"}  # no CLIP-L
     assert by_arch["chroma"].missing == by_arch["lumina2"].missing == ()
+
+
+def test_a_hub_cache_counts_when_it_holds_a_tokenizer_sd_scripts_loads():
+    caches = {
+        "/env/hf/hub": ["models--bert-base-uncased"],
+        "/home/ann/.cache/huggingface/hub": [
+            "models--openai--clip-vit-large-patch14",
+            "models--google--t5-v1_1-xxl",
+        ],
+    }
+    found = find_hub_cache(caches)
+    assert found == HubCache(
+        hf_home="/home/ann/.cache/huggingface",
+        tokenizers=("google/t5-v1_1-xxl", "openai/clip-vit-large-patch14"),
+    )
+    caches["/env/hf/hub"].append("models--openai--clip-vit-large-patch14")
+    assert find_hub_cache(caches).hf_home == "/env/hf"  # the caller's order: $HF_HOME first
+    assert find_hub_cache({"/x/hub": ["models--bert-base-uncased"]}) is None
+    assert find_hub_cache({}) is None

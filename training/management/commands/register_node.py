@@ -1,5 +1,6 @@
 """Create or update this machine's GPU node, from options and from what is found at home."""
 
+import os
 from pathlib import Path
 
 from django.conf import settings
@@ -44,27 +45,37 @@ class Command(BaseCommand):
 
     def handle(self, *args, **opts):
         name = opts["name"] or settings.LORASTUDIO_NODE
+        # A dry run reads no database: install.sh's dry run has none, only an empty file.
+        node = None
+        if not opts["dry_run"]:
+            node = GPUNode.objects.filter(name=name).first() or GPUNode(name=name)
         values: dict[str, str] = {}
+        env_changes: dict[str, str] = {}
         if opts["detect"]:
             home = opts["detect"].expanduser().resolve()
             if not home.is_dir():
                 raise CommandError(f"--detect: {home} is not a folder")
-            values = detected_settings(home, probe=not opts["no_probe"])
+            hf_home = os.environ.get("HF_HOME", "")
+            values = detected_settings(home, probe=not opts["no_probe"], hf_home=hf_home)
             for label, key in (("ComfyUI", "_comfyui_dirs"), ("SwarmUI", "_swarmui_dirs")):
                 self.stdout.write(f"{label}: {values.pop(key) or 'not found'}")
             if "sdscripts_dir" not in values:
                 self.stdout.write(
                     self.style.WARNING("sd-scripts: not found (sd3_train_network.py)")
                 )
+            env_changes = self._hub_cache(
+                node, values.pop("_hf_home"), values.pop("_hf_tokenizers")
+            )
         values |= {f: opts[f] for f in NODE_FIELDS if opts[f] is not None}
-        env_changes = self._env_changes(opts["trainer_env"])
+        env_changes |= self._env_changes(opts["trainer_env"])
         for field in NODE_FIELDS:
             if field in values:
                 self.stdout.write(f"{field}: {values[field]}")
+        for key, value in env_changes.items():
+            self.stdout.write(f"trainer_env {key}: {value or '(removed)'}")
         if opts["dry_run"]:
             self.stdout.write(f"Would register node {name}")
             return
-        node = GPUNode.objects.filter(name=name).first() or GPUNode(name=name)
         created = node.pk is None
         changed = [f for f in NODE_FIELDS if f in values and getattr(node, f) != values[f]]
         for field in changed:
@@ -83,6 +94,25 @@ class Command(BaseCommand):
             node.save()
         verb = "Registered" if created else ("Updated" if changed else "Unchanged:")
         self.stdout.write(self.style.SUCCESS(f"{verb} node {node.name}"))
+
+    def _hub_cache(self, node: GPUNode | None, hf_home: str, tokenizers: str) -> dict[str, str]:
+        """HF_HOME for a Hugging Face cache found holding sd-scripts' tokenizers, unless the
+        node already names one (staff's choice stays; a dry run, node None, does not look).
+
+        Set explicitly even where it is the default: the worker may run as another user or
+        under systemd with another home. Never HF_HUB_OFFLINE: a node with internet must still
+        fetch the tokenizers of an architecture the cache lacks; check_node says whether the
+        node trains offline, and staff add HF_HUB_OFFLINE=1 where it must.
+        """
+        if not hf_home:
+            self.stdout.write("Hugging Face cache: not found (check_node says whether it matters)")
+            return {}
+        self.stdout.write(f"Hugging Face cache: {hf_home} (tokenizers: {tokenizers})")
+        current = (node.trainer_env or {}).get("HF_HOME") if node is not None else None
+        if current and current != hf_home:
+            self.stdout.write(f"trainer_env HF_HOME: {current} kept (set by staff)")
+            return {}
+        return {"HF_HOME": hf_home}
 
     def _env_changes(self, pairs: list[str]) -> dict[str, str]:
         """KEY=VALUE options as a dict ("" removes KEY); bad pairs are a CommandError."""
