@@ -68,3 +68,26 @@ def suggest_length(
     repeats = _clamp(max(1, round(per_pass / max(1, epochs))), repeat_bounds)
     epochs = _clamp(max(1, round(per_pass / repeats)), epoch_bounds)
     return repeats, epochs
+
+
+def counted(
+    images: int,
+    repeats: int,
+    epochs: int,
+    batch: int,
+    *,
+    max_train_steps: int | None = None,
+    with_reg: bool = False,
+) -> str:
+    """How `total_steps` counted, in words for the new-run page."""
+    steps = total_steps(
+        images, repeats, epochs, batch, max_train_steps=max_train_steps, with_reg=with_reg
+    )
+    if max_train_steps:
+        return f"{steps} steps: a fixed number of steps."
+    reg = " × 2 for the regularisation images" if with_reg else ""
+    return (
+        f"{steps} steps: {images} image{'s' if images != 1 else ''} × {repeats} "
+        f"repeat{'s' if repeats != 1 else ''}{reg} × {epochs} pass{'es' if epochs != 1 else ''}"
+        f", {batch} image{'s' if batch != 1 else ''} a step."
+    )

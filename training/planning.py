@@ -10,7 +10,7 @@ what a dry run shows is what the runner writes. Reads only; services write.
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +26,7 @@ from sdscripts.params import PARAMS, bounds, validate_params
 from sdscripts.prompts import clean_prompt
 from sdscripts.prompts import sample_prompts as sample_prompts_of
 from sdscripts.rules import samples_during_training
-from sdscripts.steps import total_steps
+from sdscripts.steps import counted, total_steps
 from training import advice
 from training.models import TrainingRun
 from training.selectors import (
@@ -254,17 +254,21 @@ def _timing(
 ) -> tuple[Timing, tuple[advice.Tradeoff, ...]]:
     """When the run would be ready (training.timing), and the trade-offs worth offering."""
     arch, dataset = request.base_model.architecture, request.dataset
-    steps = total_steps(
+    count = (
         dataset.image_count,
         values.get("num_repeats") or dataset.repeats,
         int(values.get("max_train_epochs") or 1),
         int(values.get("train_batch_size") or 1),
-        max_train_steps=values.get("max_train_steps"),
-        with_reg=request.regularization is not None,
     )
+    how = {
+        "max_train_steps": values.get("max_train_steps"),
+        "with_reg": bool(request.regularization),
+    }
+    steps = total_steps(*count, **how)
     lab = Lab()
     need = memory.estimate_mib if request.base_model.spec.on_gpu else None
     timing = lab.new_run(request.owner, arch, values, steps=steps, need_mib=need)
+    timing = replace(timing, counted=counted(*count, **how))
     if not (request.use_planner and memory.fits and steps):
         return timing, ()
     preset, student = request.preset, not request.owner.is_staff

@@ -110,6 +110,7 @@ class Timing:
     gpu_model: str
     ahead: int  # queued runs ahead of it
     made_at: datetime = field(default_factory=timezone.now)
+    counted: str = ""  # how the steps were counted, in words
 
     @property
     def duration_s(self) -> float:
@@ -253,3 +254,28 @@ class Lab:
             ready_in = None
         ready_at = None if ready_in is None else self.now + timedelta(seconds=ready_in)
         return Outlook(starts_in, ready_in, ready_at, estimated, None, margin)
+
+
+def estimated_and_actual(run: TrainingRun) -> tuple[float | None, float | None]:
+    """A run's duration as estimated at submit and as it was (start to end of a succeeded
+    run); None for what is not known."""
+    stored = ((run.plan or {}).get("estimate") or {}).get("duration_s")
+    actual = None
+    if run.status == RunStatus.SUCCEEDED and run.started_at and run.finished_at:
+        actual = (run.finished_at - run.started_at).total_seconds()
+    return (float(stored) if stored else None), actual
+
+
+ACCURACY_WINDOW = 100  # the latest succeeded runs the admin's summary looks at
+
+
+def estimate_accuracy() -> estimates.Accuracy | None:
+    """How the latest succeeded runs' estimated durations compared with what they took."""
+    runs = (
+        TrainingRun.objects.filter(status=RunStatus.SUCCEEDED, started_at__isnull=False)
+        .exclude(finished_at=None)
+        .order_by("-finished_at")
+        .only("plan", "status", "started_at", "finished_at")[:ACCURACY_WINDOW]
+    )
+    pairs = [estimated_and_actual(run) for run in runs]
+    return estimates.accuracy([(e, a) for e, a in pairs if e and a])
