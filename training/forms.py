@@ -45,9 +45,7 @@ def _param_field(preset: Preset, p, *, staff: bool) -> forms.Field:
     rule = None if staff else (preset.bounds or {}).get(p.name)
     lo, hi, choices = bounds(p, preset.architecture, rule)
     help_text = BASIC.get(p.name, p.help)
-    if p.kind == "text":
-        help_text += " Empty: the dataset's."
-    elif lo is not None or hi is not None:
+    if p.kind != "text" and (lo is not None or hi is not None):
         help_text += f" ({'' if lo is None else f'{lo:g}'} … {'' if hi is None else f'{hi:g}'})"
     common = {"label": label(p.name), "help_text": help_text, "initial": initial}
     common["required"] = False
@@ -208,7 +206,8 @@ class RunForm(forms.Form):
         self.plan = None
         source = self.data if self.is_bound else self.initial
         model, preset = chosen_model_and_preset(source.get("base_model"), source.get("preset"))
-        self.preset = preset
+        # `chosen_preset`, not `preset`, in templates: there `form.preset` is the field.
+        self.preset = self.chosen_preset = preset
         models = BaseModel.objects.filter(enabled=True)
         presets = Preset.objects.filter(enabled=True)
         if model is not None:

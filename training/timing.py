@@ -133,7 +133,7 @@ class Timing:
             "basis": self.step.basis,
             "runs": self.step.runs,
             "margin": round(self.step.margin, 3),
-            "duration_s": round(self.duration_s),
+            "duration_s": round(self.duration_s, 1),
             "start_s": None if self.start_s is None else round(self.start_s),
             "gpu_model": self.gpu_model,
             "made_at": self.made_at.isoformat(),

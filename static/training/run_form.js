@@ -6,8 +6,11 @@
   var form = document.getElementById("run-form");
   if (!form) return;
   var plan = document.getElementById("plan");
+  // Not form.dataset: a form's field named "dataset" hides the element's data attributes.
+  var planUrl = form.getAttribute("data-plan-url"), createUrl = form.getAttribute("data-create-url");
   // The knobs the dataset proposes (sdscripts.labels.FROM_DATASET); empty ones take it.
   var FROM_DATASET = ["p_class_tokens", "p_max_train_epochs", "p_num_repeats", "p_resolution"];
+  var summary = document.getElementById("ready-summary");
   var touched = {};
   var timer = null, counter = 0;
 
@@ -33,13 +36,16 @@
     var params = new URLSearchParams(new FormData(form));
     params.delete("csrfmiddlewaretoken");
     var mine = ++counter;
-    fetch(form.dataset.planUrl + "?" + params.toString(), { credentials: "same-origin" })
+    fetch(planUrl + "?" + params.toString(), { credentials: "same-origin" })
       .then(function (r) { return r.ok ? r.text() : Promise.reject(r.status); })
       .then(function (html) {
         if (mine !== counter) return;
         plan.innerHTML = html;
         fillProposals();
         localTimes(plan);
+        // The same words beside the submit button: on a phone the plan is far below.
+        var ready = plan.querySelector("#timing .ready");
+        if (summary) summary.innerHTML = ready ? ready.innerHTML : "";
       })
       .catch(function () { plan.textContent = "Could not compute the plan right now."; });
   }
@@ -60,7 +66,7 @@
         var field = form.elements[key];
         if (field && field.value) q.set(key, field.value);
       });
-      location.href = form.dataset.createUrl + "?" + q.toString();
+      location.href = createUrl + "?" + q.toString();
       return;
     }
     if (name === "dataset") {
