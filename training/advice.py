@@ -33,10 +33,11 @@ def _planner_slowdown(architecture: str, requested: dict, planned: dict) -> floa
 
 
 def _saver_words(planned: vram.Plan) -> str:
-    slow = [s for s in planned.savers if s.cost and "slower" in s.cost]
+    """The savers of a plan that slow a run, in plain words with their cost."""
+    slow = [s for s in planned.savers if vram.SAVERS[s.name].slowdown > 1]
     if not slow:
-        return "needs no saver that slows it"
-    return "needs " + ", ".join(f"{s.plain} ({s.cost})" for s in slow)
+        return "it needs no saver that slows it"
+    return "it " + " and ".join(f"{s.plain} ({s.cost})" for s in slow)
 
 
 def smaller_resolution(
@@ -113,7 +114,7 @@ def other_gpu_size(
     ready, size, alt, (start_s, place) = best
     when = "is free now" if start_s < 60 else f"is free in {about(start_s)}"
     return Tradeoff(
-        f"Planned for a {size / 1024:.0f} GB GPU it {_saver_words(alt)}"
+        f"Planned for a {size / 1024:.0f} GB GPU, {_saver_words(alt)}"
         f"; {place.label} ({place.name}) {when}: ready in {about(ready)} instead of "
         f"{about(timing.ready_s)}.",
         "gpu_mib",

@@ -181,6 +181,9 @@ def plan_run(request: RunRequest) -> RunPlan:
     4. Verdict: every reason it may not be queued (the owner's limit of unfinished runs, no
        dataset, a dataset check error, no GPU of the lab holds it); empty means the submit
        service may queue it.
+    5. Time (with a dataset): steps, seconds per step from the lab's history or the prior,
+       the expected start after the queue ahead (training.timing), and the trade-offs worth
+       offering (training.advice); docs/estimates.md.
     """
     _check_access(request)
     owner, preset, arch = request.owner, request.preset, request.base_model.architecture
@@ -274,18 +277,18 @@ def _timing(
     preset, student = request.preset, not request.owner.is_staff
     rule = (preset.bounds or {}).get("resolution") if preset is not None and student else None
     lowest = bounds(PARAMS["resolution"], arch, rule)[0]
-    options = [
-        advice.other_gpu_size(
-            lab, arch, requested, memory, timing, owner=request.owner, correction=correction
-        ),
-    ]
+    options = []
     if preset is None or "resolution" not in (preset.locked or ()):
-        options.insert(
-            0,
+        options.append(
             advice.smaller_resolution(
                 lab, arch, requested, memory, timing, correction=correction, lowest=lowest
-            ),
+            )
         )
+    options.append(
+        advice.other_gpu_size(
+            lab, arch, requested, memory, timing, owner=request.owner, correction=correction
+        )
+    )
     return timing, tuple(o for o in options if o is not None)
 
 

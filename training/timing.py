@@ -159,7 +159,9 @@ class Lab:
         self.now = now or timezone.now()
         self._history: dict[str, list[Measured]] = {}
         nodes = list(GPUNode.objects.online())
-        on_place = TrainingRun.objects.filter(status__in=ON_GPU).select_related("base_model")
+        on_place = TrainingRun.objects.filter(status__in=ON_GPU).select_related(
+            "base_model", "dataset"
+        )
         busy_gpu, busy_cpu = {}, {}
         for run in on_place:
             (busy_gpu if run.gpu_id else busy_cpu)[run.gpu_id or run.node_id] = run

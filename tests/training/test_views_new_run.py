@@ -319,3 +319,38 @@ def test_a_finished_run_shows_what_it_took_against_the_estimate(
     assert "Duration est. / actual" in admin
     assert "(-50%)" in admin
     assert re.search(r"Duration estimates of the latest 1 succeeded run: 0 within 25 %", admin)
+
+
+@pytest.fixture
+def flux(db):
+    preset = Preset.objects.get(name="FLUX.1 dev, 1024")
+    files = {"checkpoint": "f", "clip_l": "c", "t5xxl": "t", "ae": "a"}
+    return preset, make_base_model(name="FLUX dev", architecture="flux1_dev", **files)
+
+
+def test_a_smaller_gpu_free_now_is_offered_when_the_large_one_is_busy(
+    student_client, student, other_student, flux
+):
+    preset, model = flux
+    small = make_gpu(node=make_node(name="gpu-a"), total_mib=16384, name="RTX 4080")
+    large = make_gpu(node=make_node(name="gpu-b"), total_mib=24576, name="RTX 4090")
+    busy = make_run(owner=other_student, base_model=model)
+    for status in ("queued", "assigned", "preparing", "running"):
+        transition(busy, status, changes={"gpu": large, "node": large.node})
+    TrainingRun.objects.filter(pk=busy.pk).update(step=0, total_steps=7200, speed=1.0)
+    dataset = make_dataset(owner=student)
+    make_dataset_images(dataset, 10, size=(1024, 1024))
+    html = _preview(student_client, preset, model, dataset, resolution=1024)
+    assert _seconds(html, "start") == 7200  # the plan for 24 GB waits for the RTX 4090
+    assert "Planned for a 16 GB GPU, it keeps part of the model in CPU memory (about " in html
+    assert "gpu-a GPU 0 (RTX 4080) is free now" in html
+    assert f'data-set-field="gpu_mib" data-set-value="{small.total_mib}"' in html
+
+    # Taking it: the run is planned for 16 GB and starts on the free RTX 4080.
+    data = post_data(preset, model, dataset, resolution=1024)
+    data["gpu_mib"] = "16384"
+    assert student_client.post(reverse("training:run-create"), data).status_code == 302
+    run = TrainingRun.objects.exclude(pk=busy.pk).get()
+    assert run.plan["budget_mib"] == 16384 and run.params["blocks_to_swap"] > 0
+    assert run.plan["estimate"]["start_s"] == 0
+    assert run.plan["estimate"]["gpu_model"] == "RTX 4080"
