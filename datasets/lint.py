@@ -13,6 +13,10 @@ NEAR_DUPLICATE_BITS = 6  # dHash bits that may differ for two pictures to count 
 FEW_IMAGES = 5
 # Long-side ranges of the resolution histogram.
 HISTOGRAM_EDGES = (512, 768, 1024, 1536, 2048)
+# An image with fewer pixels than this share of resolution² is "tiny": upscaled, soft.
+TINY_SHARE = 0.5
+# The share of images a proposed resolution keeps from being tiny.
+SUPPORTED_SHARE = 0.9
 
 
 @dataclass(frozen=True)
@@ -102,6 +106,20 @@ def select_bucket(width: int, height: int, buckets: list[tuple[int, int]]) -> tu
     """sd-scripts' BucketManager.select_bucket (upscaling allowed): closest aspect ratio."""
     aspect = width / height
     return min(buckets, key=lambda b: abs(b[0] / b[1] - aspect))
+
+
+def supported_resolution(
+    sizes: list[tuple[int, int]], *, preferred: int, lowest: float | None = None, step: int = 64
+) -> int:
+    """The largest resolution up to `preferred` (a multiple of `step`, at least `lowest`) at
+    which at least SUPPORTED_SHARE of the images are not tiny (the lint's rule)."""
+    floor = int(lowest or step)
+    if not sizes:
+        return preferred
+    pixels = sorted(width * height for width, height in sizes)
+    smallest_kept = pixels[math.floor(len(pixels) * (1 - SUPPORTED_SHARE))]
+    largest = int(math.sqrt(smallest_kept / TINY_SHARE) // step * step)
+    return max(floor, min(preferred, largest))
 
 
 def resolution_histogram(sizes: list[tuple[int, int]]) -> tuple[tuple[str, int], ...]:
@@ -217,7 +235,9 @@ def lint_images(
                 too_long,
             )
         )
-    tiny = tuple(img.id for img in images if img.width * img.height < resolution * resolution / 2)
+    tiny = tuple(
+        img.id for img in images if img.width * img.height < resolution * resolution * TINY_SHARE
+    )
     if tiny:
         findings.append(
             Finding(

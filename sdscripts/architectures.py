@@ -150,6 +150,11 @@ class ArchSpec:
     name_pattern: str = ""  # recognises its checkpoints by file name (as FileRole)
     name_priority: int = 50  # lower is tried first when several patterns match
     tokenizers: Tokenizers | None = None  # None: loads none (the demo)
+    # Time, before the lab has measured any (docs/estimates.md): seconds per step at the
+    # default resolution, batch 1, no saver that slows it, on an RTX 4090 / A100-class GPU.
+    prior_step_s: float = 1.0
+    # The steps the new-run page aims its proposed repeats and epochs at (docs/estimates.md).
+    target_steps: int = 1500
 
     @property
     def on_gpu(self) -> bool:
@@ -204,6 +209,7 @@ _SD35_MEDIUM = ArchSpec(
     vram=VramProfile(2_469_663_936, _SD3_TES, 83_819_683, 1_850_880, 1700, 5.0, 92_653_957),
     name_pattern=r"sd3x?5medium|stablediffusion35medium",
     tokenizers=_SD3_TOKENIZERS,
+    prior_step_s=0.7,
 )
 _FLUX_DEV = ArchSpec(
     key="flux1_dev",
@@ -219,6 +225,8 @@ _FLUX_DEV = ArchSpec(
     name_pattern=r"^(?=.*flux)(?=.*dev)",
     name_priority=20,
     tokenizers=_FLUX_TOKENIZERS,
+    prior_step_s=2.5,
+    target_steps=1000,
 )
 
 _SPECS = (
@@ -239,6 +247,7 @@ _SPECS = (
         tokenizers=Tokenizers(
             "library.strategy_sd", "SdTokenizeStrategy", (False, None), (_CLIP_L_TOK,)
         ),
+        prior_step_s=0.25,
     ),
     ArchSpec(
         key="sdxl",
@@ -266,6 +275,7 @@ _SPECS = (
         max_blocks_to_swap=36,
         vram=VramProfile(8_146_280_768, _SD3_TES, 83_819_683, 4_212_224, 3650, 5.0, 210_975_616),
         name_pattern=r"sd3x?5large|stablediffusion35large",
+        prior_step_s=1.6,
     ),
     _FLUX_DEV,
     replace(
@@ -301,6 +311,8 @@ _SPECS = (
         name_pattern=r"chroma",
         name_priority=10,
         tokenizers=_FLUX_TOKENIZERS,
+        prior_step_s=2.0,
+        target_steps=1000,
     ),
     # Lumina-Image 2.0: a 2.6 B NextDiT with Gemma 2 (2B) as its text encoder and the FLUX
     # autoencoder. Buckets must be multiples of 16; 26 layers, of which 24 can be swapped.
@@ -330,6 +342,7 @@ _SPECS = (
             ("google/gemma-2-2b",),
             cache_layout="hub",
         ),
+        prior_step_s=1.5,
     ),
     ArchSpec(
         key="demo",
@@ -349,6 +362,8 @@ _SPECS = (
             "network_dim": (1, 32),
             "learning_rate": (1e-7, 1e-2),
         },
+        prior_step_s=0.1,  # a tiny CPU model: start-up and samples dominate
+        target_steps=100,  # "finishes in well under a minute"
     ),
 )
 

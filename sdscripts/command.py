@@ -30,8 +30,11 @@ SUBSET_KEYS = (
     "random_crop",
     "caption_dropout_rate",
 )
-# Knobs consumed here in a special way (not emitted as `--name value`).
+# Knobs consumed here in a special way (not emitted as `--name value`); a run's
+# num_repeats and class_tokens are its training subset's (training.planning builds it).
 SPECIAL_KEYS = {
+    "num_repeats",
+    "class_tokens",
     "resolution",
     "train_batch_size",
     "sample_every_n_epochs",

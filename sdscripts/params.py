@@ -23,42 +23,9 @@ from sdscripts.architectures import (
     UnknownArchitecture,
     spec,
 )
+from sdscripts.optimizers import OPTIMIZER_MODULES as OPTIMIZER_MODULES
+from sdscripts.optimizers import OPTIMIZERS, SCHEDULERS
 from sdscripts.rules import cross_field_errors
-
-OPTIMIZERS = (
-    "AdamW",
-    "AdamW8bit",
-    "PagedAdamW8bit",
-    "Lion",
-    "Lion8bit",
-    "Prodigy",
-    "Adafactor",
-    "DAdaptAdam",
-    "AdamWScheduleFree",
-)
-# The optional Python module each optimizer imports in sd-scripts (library/train_util.py,
-# get_optimizer); "" = torch itself. sd-scripts' requirements.txt installs some of them, not
-# dadaptation: check_node imports each in the node's sd-scripts Python (GPUNode.engine_modules).
-OPTIMIZER_MODULES: dict[str, str] = {
-    "AdamW": "",
-    "AdamW8bit": "bitsandbytes",
-    "PagedAdamW8bit": "bitsandbytes",
-    "Lion": "lion_pytorch",
-    "Lion8bit": "bitsandbytes",
-    "Prodigy": "prodigyopt",
-    "Adafactor": "transformers",
-    "DAdaptAdam": "dadaptation",
-    "AdamWScheduleFree": "schedulefree",
-}
-SCHEDULERS = (
-    "constant",
-    "constant_with_warmup",
-    "linear",
-    "cosine",
-    "cosine_with_restarts",
-    "polynomial",
-    "adafactor",
-)
 
 
 @dataclass(frozen=True)
@@ -66,7 +33,7 @@ class Param:
     """One knob: sd-scripts option name, type, default, bounds and the feature it needs."""
 
     name: str
-    kind: str  # "int" | "float" | "bool" | "choice"
+    kind: str  # "int" | "float" | "bool" | "choice" | "text" (max = its longest length)
     default: object
     feature: str  # an architecture feature (sdscripts.architectures), "" = every architecture
     help: str
@@ -99,6 +66,13 @@ PARAMS: dict[str, Param] = {
         _p("max_train_steps", "int", None, _SD,
            "Train for this many steps instead (it overrides the epochs).", min=1, max=1_000_000,
            optional=True),
+        # Dataset-subset options (dataset TOML): empty means the dataset's own value.
+        _p("num_repeats", "int", None, _ALL,
+           "Times each image is seen per epoch (empty: the dataset's repeats).", min=1,
+           max=1000, optional=True),
+        _p("class_tokens", "text", None, _ALL,
+           "The trigger word: the caption of images without one (empty: the dataset's).",
+           max=100, optional=True),
         _p("network_dim", "int", 32, _ALL, "LoRA rank: capacity and file size.", min=1, max=256),
         _p("network_alpha", "float", 16.0, _ALL, "LoRA alpha: scales the update (often dim/2).",
            min=0.001, max=256),
@@ -265,6 +239,11 @@ def _coerce(p: Param, value: object, choices: tuple = ()) -> object:
         if number != number or number in (float("inf"), float("-inf")):
             raise ValueError("must be a finite number")
         return number
+    if p.kind == "text":  # one line; it ends up in the dataset TOML and in folder names
+        text = " ".join(str(value).split())
+        if any(c in "/\\" or ord(c) < 32 or 127 <= ord(c) < 160 for c in text):
+            raise ValueError("cannot hold slashes or control characters")
+        return text
     # choice: case-insensitive, returned in canonical spelling
     text = str(value).strip()
     choices = choices or p.choices
@@ -282,6 +261,8 @@ def _is_neutral(value: object) -> bool:
 def _check_bounds(p: Param, value: object, lo, hi, choices) -> str | None:
     if value is None:
         return None
+    if p.kind == "text" and hi is not None and len(value) > hi:
+        return f"must be at most {hi:g} characters"
     if p.kind in ("int", "float"):
         if lo is not None and value < lo:
             return f"must be at least {lo:g}"

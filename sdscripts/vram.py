@@ -57,6 +57,61 @@ class Saver:
     changes: dict
     reason: str
     saved_mib: int
+    plain: str = ""  # what it does, in plain words (SAVERS)
+    cost: str = ""  # what it costs, in plain words
+
+
+@dataclass(frozen=True)
+class SaverFacts:
+    """What a memory saver does and costs, in plain words, and its time per step (a factor
+    on the time without it; docs/estimates.md says where the figures come from)."""
+
+    plain: str
+    cost: str
+    slowdown: float
+
+
+# Every saver the planner may choose (and cpu_offload_checkpointing, which staff set).
+# blocks_to_swap's slowdown is at its maximum; fewer blocks cost proportionally less.
+SAVERS: dict[str, SaverFacts] = {
+    "cache_text_encoder_outputs": SaverFacts(
+        "encodes the captions once, then unloads the text encoders",
+        "no slow-down; captions are no longer shuffled or dropped",
+        1.0,
+    ),
+    "gradient_checkpointing": SaverFacts(
+        "recomputes intermediate results instead of keeping them", "about 25 % slower", 1.25
+    ),
+    "fp8_base": SaverFacts(
+        "holds the frozen base model in 8 bits (half its memory)",
+        "about 5 % slower and slightly less precise",
+        1.05,
+    ),
+    "optimizer_8bit": SaverFacts(
+        "keeps the optimizer's state in 8 bits", "no noticeable slow-down", 1.0
+    ),
+    "blocks_to_swap": SaverFacts("keeps part of the model in CPU memory", "", 1.6),
+    "cpu_offload_checkpointing": SaverFacts(
+        "keeps recomputed parts in CPU memory", "about 15 % slower", 1.15
+    ),
+}
+
+
+def swap_slowdown(architecture: str, blocks: int) -> float:
+    """The time factor of swapping `blocks` blocks to CPU memory."""
+    most = spec(architecture).max_blocks_to_swap
+    if not blocks or not most:
+        return 1.0
+    return 1 + (SAVERS["blocks_to_swap"].slowdown - 1) * min(blocks, most) / most
+
+
+def _saver(architecture: str, name: str, changes: dict, reason: str, saved: int) -> Saver:
+    facts = SAVERS[name]
+    cost = facts.cost
+    if name == "blocks_to_swap":
+        pct = round(100 * (swap_slowdown(architecture, changes["blocks_to_swap"]) - 1))
+        cost = f"about {pct} % slower"
+    return Saver(name, changes, reason, saved, facts.plain, cost)
 
 
 @dataclass(frozen=True)
@@ -282,7 +337,7 @@ def plan(
     for name, changes, reason in _candidate_savers(architecture, current):
         trial = {**current, **changes}
         new_est = estimate_vram(architecture, trial, correction=correction).total_mib
-        savers.append(Saver(name, changes, reason, est - new_est))
+        savers.append(_saver(architecture, name, changes, reason, est - new_est))
         current, est = trial, new_est
         if est <= limit:
             break
@@ -301,7 +356,8 @@ def plan(
         reason = f"swap {chosen} blocks to CPU RAM (slower; the fewest that fit)"
         if new_est > limit:
             reason = f"swap the maximum {chosen} blocks to CPU RAM"
-        savers.append(Saver("blocks_to_swap", {"blocks_to_swap": chosen}, reason, est - new_est))
+        changes = {"blocks_to_swap": chosen}
+        savers.append(_saver(architecture, "blocks_to_swap", changes, reason, est - new_est))
         current, est = trial, new_est
 
     fits = est <= limit

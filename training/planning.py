@@ -10,7 +10,7 @@ what a dry run shows is what the runner writes. Reads only; services write.
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -22,10 +22,12 @@ from datasets.services import lint_dataset
 from lorastudio.safepath import safe_name
 from sdscripts import vram
 from sdscripts.command import Subset, TrainJob, validate_extra_flags
-from sdscripts.params import validate_params
+from sdscripts.params import PARAMS, bounds, validate_params
 from sdscripts.prompts import clean_prompt
 from sdscripts.prompts import sample_prompts as sample_prompts_of
 from sdscripts.rules import samples_during_training
+from sdscripts.steps import counted, total_steps
+from training import advice
 from training.models import TrainingRun
 from training.selectors import (
     candidate_gpus,
@@ -34,6 +36,7 @@ from training.selectors import (
     unavailable_optimizers,
     vram_correction,
 )
+from training.timing import Lab, Timing
 
 # Planning budget when the lab has no GPU registered yet (a 24 GB card).
 DEFAULT_BUDGET_MIB = 24576
@@ -71,6 +74,8 @@ class RunPlan:
     lint: Any  # datasets.lint.LintReport, or None without a dataset
     blocking: tuple[str, ...]  # why it may not be queued; empty when it may
     correction: vram.Correction = vram.Correction()  # learned from the lab's measured peaks
+    timing: Timing | None = None  # when it would be ready (None without a dataset)
+    tradeoffs: tuple[advice.Tradeoff, ...] = ()  # alternatives the new-run page offers
 
     @property
     def architecture(self) -> str:
@@ -83,12 +88,19 @@ class RunPlan:
             "estimate_mib": self.vram.estimate_mib,
             "budget_mib": self.vram.budget_mib,
             "savers": [
-                {"name": s.name, "reason": s.reason, "saved_mib": s.saved_mib}
+                {
+                    "name": s.name,
+                    "reason": s.reason,
+                    "saved_mib": s.saved_mib,
+                    "plain": s.plain,
+                    "cost": s.cost,
+                }
                 for s in self.vram.savers
             ],
             "message": self.vram.message,
             "correction": self.correction.factor,
             "correction_runs": self.correction.runs,
+            "estimate": self.timing.record() if self.timing is not None else None,
         }
 
     def job(self, node, *, run_key: str = RUN_KEY_PLACEHOLDER) -> TrainJob:
@@ -135,12 +147,14 @@ def unfinished_runs_refusal(owner) -> str | None:
     )
 
 
-def default_sample_prompts(dataset, count: int = 2) -> str:
+def default_sample_prompts(dataset, count: int = 2, *, trigger_word: str | None = None) -> str:
     """Prompts for a run that samples but was given none: the dataset's first captions.
 
     Captions are what the LoRA learns, so they make the samples show its progress; a dataset
-    without captions falls back to its trigger word.
+    without captions falls back to the run's trigger word (`trigger_word`, else the
+    dataset's).
     """
+    trigger = (trigger_word or dataset.trigger_word).strip()
     prompts: list[str] = []
     captions = dataset.images.exclude(caption="").order_by("pk").values_list("caption", flat=True)
     for caption in captions[:50]:
@@ -149,8 +163,8 @@ def default_sample_prompts(dataset, count: int = 2) -> str:
             prompts.append(line)
         if len(prompts) == count:
             break
-    if not prompts and dataset.trigger_word.strip():
-        prompts = [dataset.trigger_word.strip()]
+    if not prompts and trigger:
+        prompts = [trigger]
     return "\n".join(prompts)
 
 
@@ -167,6 +181,9 @@ def plan_run(request: RunRequest) -> RunPlan:
     4. Verdict: every reason it may not be queued (the owner's limit of unfinished runs, no
        dataset, a dataset check error, no GPU of the lab holds it); empty means the submit
        service may queue it.
+    5. Time (with a dataset): steps, seconds per step from the lab's history or the prior,
+       the expected start after the queue ahead (training.timing), and the trade-offs worth
+       offering (training.advice); docs/estimates.md.
     """
     _check_access(request)
     owner, preset, arch = request.owner, request.preset, request.base_model.architecture
@@ -190,6 +207,7 @@ def plan_run(request: RunRequest) -> RunPlan:
     )
     # Each GPU is planned from the requested values: its own savers, for its own size.
     gpus = candidate_gpus(arch, values, correction=correction.factor)
+    requested = values  # before the planner's savers (the trade-offs start from these)
     if request.use_planner:
         values = dict(memory.params)
 
@@ -205,14 +223,20 @@ def plan_run(request: RunRequest) -> RunPlan:
     optimizer = values.get("optimizer_type")
     if optimizer in (missing := unavailable_optimizers()):
         blocking.append(f"Optimizer {optimizer}: {missing[optimizer]}.")
-    lint = None
+    lint = timing = None
+    tradeoffs: tuple[advice.Tradeoff, ...] = ()
     if request.dataset is not None:
-        lint = lint_dataset(request.dataset, resolution=int(values.get("resolution") or 1024))
+        lint = lint_dataset(
+            request.dataset,
+            resolution=int(values.get("resolution") or 1024),
+            trigger_word=values.get("class_tokens"),
+        )
         blocking += [f"Dataset: {f.message} {f.action}" for f in lint.errors]
+        timing, tradeoffs = _timing(request, requested, memory, correction.factor, values)
 
     prompts = request.sample_prompts
     if not prompts.strip() and samples_during_training(values) and request.dataset:
-        prompts = default_sample_prompts(request.dataset)
+        prompts = default_sample_prompts(request.dataset, trigger_word=values.get("class_tokens"))
     return RunPlan(
         request=request,
         params=values,
@@ -223,7 +247,49 @@ def plan_run(request: RunRequest) -> RunPlan:
         lint=lint,
         blocking=tuple(blocking),
         correction=correction,
+        timing=timing,
+        tradeoffs=tradeoffs,
     )
+
+
+def _timing(
+    request: RunRequest, requested: dict, memory: vram.Plan, correction: float, values: dict
+) -> tuple[Timing, tuple[advice.Tradeoff, ...]]:
+    """When the run would be ready (training.timing), and the trade-offs worth offering."""
+    arch, dataset = request.base_model.architecture, request.dataset
+    count = (
+        dataset.image_count,
+        values.get("num_repeats") or dataset.repeats,
+        int(values.get("max_train_epochs") or 1),
+        int(values.get("train_batch_size") or 1),
+    )
+    how = {
+        "max_train_steps": values.get("max_train_steps"),
+        "with_reg": bool(request.regularization),
+    }
+    steps = total_steps(*count, **how)
+    lab = Lab()
+    need = memory.estimate_mib if request.base_model.spec.on_gpu else None
+    timing = lab.new_run(request.owner, arch, values, steps=steps, need_mib=need)
+    timing = replace(timing, counted=counted(*count, **how))
+    if not (request.use_planner and memory.fits and steps):
+        return timing, ()
+    preset, student = request.preset, not request.owner.is_staff
+    rule = (preset.bounds or {}).get("resolution") if preset is not None and student else None
+    lowest = bounds(PARAMS["resolution"], arch, rule)[0]
+    options = []
+    if preset is None or "resolution" not in (preset.locked or ()):
+        options.append(
+            advice.smaller_resolution(
+                lab, arch, requested, memory, timing, correction=correction, lowest=lowest
+            )
+        )
+    options.append(
+        advice.other_gpu_size(
+            lab, arch, requested, memory, timing, owner=request.owner, correction=correction
+        )
+    )
+    return timing, tuple(o for o in options if o is not None)
 
 
 # --- the trainer job ---------------------------------------------------------------------
@@ -263,11 +329,13 @@ def _job(
 ) -> TrainJob:
     arch = base_model.spec
     work = run_work_dir(node, run_key)
+    # A run's own repeats and trigger word (empty: the dataset's) are its training subset's;
+    # a regularisation subset keeps its dataset's.
     subsets = tuple(
         Subset(
             image_dir=str(export_folder(dataset, dataset_dest(work, is_reg))),
-            num_repeats=dataset.repeats,
-            class_tokens=dataset.trigger_word,
+            num_repeats=(not is_reg and params.get("num_repeats")) or dataset.repeats,
+            class_tokens=(not is_reg and params.get("class_tokens")) or dataset.trigger_word,
             caption_extension=CAPTION_EXTENSION,
             is_reg=is_reg,
         )

@@ -49,13 +49,19 @@ def gpu_hours_by_owner(now=None) -> dict[int, float]:
     return hours
 
 
+def queue_key(run: TrainingRun, usage: dict[int, float]) -> tuple:
+    """A run's place in dispatch order: priority, then fair share (`usage`, from
+    gpu_hours_by_owner), then age. A run not saved yet sorts after every saved run of its
+    priority, share and age (the new-run page's estimate places the run it would make)."""
+    waited_since = run.queued_at or run.created_at or timezone.now()
+    return (-run.priority, usage.get(run.owner_id, 0.0), waited_since, run.pk or float("inf"))
+
+
 def queue_order() -> list[TrainingRun]:
     """Queued runs in dispatch order: priority, then fair share, then age."""
     usage = gpu_hours_by_owner()
     runs = list(TrainingRun.objects.queued().select_related("base_model", "owner"))
-    runs.sort(
-        key=lambda r: (-r.priority, usage.get(r.owner_id, 0.0), r.queued_at or r.created_at, r.pk)
-    )
+    runs.sort(key=lambda r: queue_key(r, usage))
     return runs
 
 

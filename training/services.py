@@ -66,6 +66,7 @@ def submit_run(
     priority: int = 0,
     rerun_of: TrainingRun | None = None,
     form_token: uuid.UUID | None = None,
+    budget_mib: int | None = None,
 ) -> TrainingRun:
     """Plan a new run and queue it (or send it for approval); returns it.
 
@@ -75,7 +76,8 @@ def submit_run(
        parameters, memory, dataset check. Its refusals propagate (ValidationError,
        PermissionDenied, ParamError); a plan with blocking reasons is refused with all of
        them. Nothing is written then.
-    2. Save the run with the plan's parameters, prompts and memory estimate.
+    2. Save the run with the plan's parameters, prompts, memory plan (planned for
+       `budget_mib` when given, else the lab's largest GPU) and time estimate.
     3. Move it draft → queued (or pending approval); dispatch on commit.
     """
     _lock_owner(owner)
@@ -95,6 +97,7 @@ def submit_run(
             sample_prompts=sample_prompts,
             name=name,
             use_planner=use_planner,
+            budget_mib=budget_mib,
         )
     )
     if plan.blocking:

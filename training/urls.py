@@ -10,6 +10,7 @@ urlpatterns = [
     path("runs/new/", views.run_create, name="run-create"),
     path("runs/plan/", views.run_plan, name="run-plan"),
     path("runs/<int:pk>/", views.run_detail, name="run-detail"),
+    path("runs/<int:pk>/ready/", views.run_ready, name="run-ready"),
     path("runs/<int:pk>/cancel/", views.run_cancel, name="run-cancel"),
     path("runs/<int:pk>/rerun/", views.run_rerun, name="run-rerun"),
     path("runs/<int:pk>/log.txt", views.run_log, name="run-log"),

@@ -18,6 +18,7 @@ from training import scheduler, services
 from training.choices import ON_GPU, RunStatus
 from training.forms import RunForm
 from training.models import GPU, GPUNode, LoraArtifact, RunLog, SampleImage, TrainingRun
+from training.timing import Lab
 
 RUNS_PER_PAGE = 50
 
@@ -56,8 +57,10 @@ def dashboard_context(user) -> dict:
             "base_model", "dataset", "node", "gpu"
         )[:20]
     )
+    lab = Lab()
     for run in runs:
         run.queue_position = positions.get(run.pk)
+        run.outlook = lab.outlook(run)
     on_gpu = {
         r.gpu_id: r
         for r in TrainingRun.objects.on_gpu().filter(gpu__isnull=False).select_related("owner")
@@ -123,6 +126,7 @@ def run_create(request):
                     sample_prompts=form.cleaned_data["sample_prompts"],
                     by=request.user,
                     form_token=form.cleaned_data["form_token"],
+                    budget_mib=form.cleaned_data.get("gpu_mib"),
                 )
             except services.AlreadySubmitted as exc:
                 messages.info(request, str(exc))
@@ -137,7 +141,8 @@ def run_create(request):
                 messages.success(request, f"Run #{run.pk} submitted.")
                 return redirect("training:run-detail", pk=run.pk)
     else:
-        initial = {k: request.GET[k] for k in ("dataset", "preset") if request.GET.get(k)}
+        keys = ("dataset", "base_model", "preset", "name")
+        initial = {k: request.GET[k] for k in keys if request.GET.get(k)}
         data = request.POST if request.method == "POST" else None
         form = RunForm(data, user=request.user, initial=initial)
         if form.is_bound:
@@ -171,8 +176,17 @@ def run_detail(request, pk: int):
         "queue_position": scheduler.queue_position(run),
         "argv_text": command_text(run.argv or []),
         "log_chunks": RunLog.objects.filter(run=run).count(),
+        "outlook": Lab().outlook(run),
     }
     return render(request, "training/run_detail.html", context)
+
+
+@login_required
+def run_ready(request, pk: int):
+    """When the run will be ready, as of now (the run page asks while the run waits)."""
+    run = get_run_for_user(request, pk)
+    context = {"run": run, "outlook": Lab().outlook(run)}
+    return render(request, "training/includes/ready.html", context)
 
 
 @login_required

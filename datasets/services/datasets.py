@@ -67,8 +67,12 @@ def delete_dataset(dataset: Dataset) -> None:
     transaction.on_commit(lambda: shutil.rmtree(folder, ignore_errors=True))
 
 
-def lint_dataset(dataset: Dataset, *, resolution: int = 1024) -> LintReport:
-    """Pre-flight report of a dataset for a training resolution (plain data)."""
+def lint_dataset(
+    dataset: Dataset, *, resolution: int = 1024, trigger_word: str | None = None
+) -> LintReport:
+    """Pre-flight report of a dataset for a training resolution (plain data); a run that
+    trains with its own `trigger_word` is checked against that one."""
     rows = dataset.images.values_list("pk", "original_name", "width", "height", "caption", "phash")
     facts = [ImageFacts(*row) for row in rows]
-    return lint_images(facts, trigger_word=dataset.trigger_word, resolution=resolution)
+    trigger = dataset.trigger_word if trigger_word is None else trigger_word
+    return lint_images(facts, trigger_word=trigger, resolution=resolution)

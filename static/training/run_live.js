@@ -73,7 +73,7 @@
       if (s.step > last) { points.push([s.step, s.loss]); drawChart(); }
     }
     text("run-speed", s.speed ? Number(s.speed).toFixed(2) + " it/s" : "—");
-    text("run-eta", s.eta_seconds && !s.is_terminal ? s.eta_seconds + " s" : "—");
+    if (s.status === "running" && s.eta_seconds) showReady(s.eta_seconds);
     var msg = (s.failure_reason ? s.failure_reason + ": " : "") + (s.status_message || "");
     if (msg) text("run-message", msg);
     if (s.is_terminal) {
@@ -82,6 +82,37 @@
       if (!wasTerminal) { wasTerminal = true; setTimeout(function () { location.reload(); }, 800); }
     }
   }
+
+  // "Ready at about 14:35": the trainer's own remaining time while it runs; while the run
+  // waits, the server's estimate (queue and history) is asked for every 20 s.
+  var readyEl = document.getElementById("run-ready");
+  function about(seconds) {
+    var minutes = Math.round(seconds / 60);
+    if (seconds < 60) return "under a minute";
+    if (minutes < 60) return "about " + minutes + " min";
+    var h = Math.floor(minutes / 60), m = minutes % 60;
+    return "about " + h + " h" + (m ? " " + m + " min" : "");
+  }
+  function clock(when) { return when.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" }); }
+  function localTimes() {
+    readyEl.querySelectorAll("time[data-local]").forEach(function (t) {
+      var when = new Date(t.getAttribute("datetime"));
+      if (!isNaN(when)) t.textContent = clock(when);
+    });
+  }
+  function showReady(seconds) {
+    var when = new Date(Date.now() + seconds * 1000);
+    readyEl.textContent = "ready at about " + clock(when) + " (in " + about(seconds) + ")";
+  }
+  function askReady() {
+    if (["draft", "pending_approval", "queued", "assigned", "preparing"].indexOf(root.dataset.status) < 0) return;
+    fetch(readyEl.dataset.url, { credentials: "same-origin" })
+      .then(function (r) { return r.ok ? r.text() : Promise.reject(r.status); })
+      .then(function (html) { readyEl.innerHTML = html; localTimes(); })
+      .catch(function () {});
+  }
+  localTimes();
+  setInterval(askReady, 20000);
 
   // A sample the runner recorded while the trainer runs (each once; the page may have it).
   function addSample(m) {

@@ -44,7 +44,12 @@ CHROMIUM_ARGS = [
 NODE = "browser-node"
 DEMO_MODEL = "Demo toy model (CPU)"
 STUDENT = "dana"
-PROMPTS = ["sks red circle", "sks blue square"]
+# No prompt typed and no caption written: the run samples its trigger word.
+PROMPTS = ["sks"]
+# Where the new-run page's screenshots go (not committed; the note names them).
+SCREENSHOTS = Path(os.environ.get("LORASTUDIO_SCREENSHOTS", "/tmp/lorastudio-screenshots"))
+# The widths the page must read well at: a laptop and a phone.
+WIDTHS = {1280: 800, 390: 844}
 STARTUP_S = 90
 LIVE_MS = 120_000  # per live step: the demo run takes ~10-60 s on a small machine
 FINISH_MS = 240_000
@@ -228,6 +233,36 @@ PROGRESS = "() => Number(document.getElementById('run-bar').getAttribute('aria-v
 LOSS_POINTS = "() => Number(document.getElementById('loss-line').getAttribute('data-count'))"
 
 
+NOTHING_OVERFLOWS = """() => {
+  const wide = document.documentElement.scrollWidth > window.innerWidth + 1;
+  const cut = [...document.querySelectorAll(`#run-form label, #run-form legend,
+    #run-form summary, #run-form .param, #run-form .field, #plan *`)]
+    .filter(e => e.offsetParent !== null && e.scrollWidth > e.clientWidth + 1
+      && getComputedStyle(e).overflowX !== "auto")
+    .map(e => e.textContent.trim().slice(0, 40));
+  return {wide, cut};
+}"""
+
+
+def _screenshots(page, tmp_path: Path) -> None:
+    """The new-run page at 1280 px and 390 px: nothing wider than the window, no label cut
+    off; a full-page screenshot of each under SCREENSHOTS."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    for width, height in WIDTHS.items():
+        page.set_viewport_size({"width": width, "height": height})
+        expect(page.locator("#timing")).to_contain_text("ready at about")
+        assert page.evaluate(NOTHING_OVERFLOWS) == {"wide": False, "cut": []}, width
+        path = SCREENSHOTS / f"new-run-{width}.png"
+        page.screenshot(path=str(path), full_page=True)
+        print(f"Screenshot at {width} px: {path}")
+        # Every other setting's label fits too (looked at, then closed again).
+        page.locator("details.advanced > summary").click()
+        assert page.evaluate(NOTHING_OVERFLOWS) == {"wide": False, "cut": []}, width
+        page.screenshot(path=str(SCREENSHOTS / f"new-run-advanced-{width}.png"), full_page=True)
+        page.locator("details.advanced > summary").click()
+    page.set_viewport_size({"width": 1280, "height": 800})
+
+
 def _grows(page, script: str, what: str) -> None:
     """Wait until `script` gives a positive number, then until it gives a larger one."""
     page.wait_for_function(f"() => ({script})() > 0", timeout=LIVE_MS)
@@ -274,14 +309,26 @@ def _student_path(page, password: str, tmp_path: Path) -> None:
     expect(page).to_have_url(re.compile(r"/datasets/\d+/$"))
     expect(page.get_by_text("Added 4 image(s).")).to_be_visible()
 
-    # 3. A demo run from the "Demo (CPU)" preset, with sample prompts; the plan shows.
+    # 3. A demo run as a student makes it alone: only the plain fields (dataset, name); the
+    # lab's only base model and its preset are chosen already, the dataset proposes the
+    # rest, Advanced stays closed, and the plan says when the LoRA will be ready.
     page.goto("/runs/new/")
-    demo = page.locator("#id_preset option", has_text="Demo (CPU)").get_attribute("value")
-    page.goto(f"/runs/new/?preset={demo}")
+    expect(page.locator("#id_base_model option:checked")).to_have_text(DEMO_MODEL)
+    expect(page.locator("#id_preset option:checked")).to_have_text("Demo (CPU)")
     page.select_option("#id_dataset", label="Browser shapes")
-    page.select_option("#id_base_model", label=DEMO_MODEL)
-    page.fill("#id_sample_prompts", "\n".join(PROMPTS))
-    expect(page.locator("#plan")).not_to_contain_text("Pick a dataset")
+    page.fill("#id_name", "My shapes")
+    timing = page.locator("#timing")
+    expect(timing).to_contain_text("ready at about")
+    expect(timing).to_have_attribute("data-start-s", re.compile(r"^\d+$"))
+    expect(timing).to_have_attribute("data-duration-s", re.compile(r"^\d+$"))
+    # The dataset proposed the length: 4 images x 10 repeats x 5 passes at 2 a step.
+    expect(page.locator("#id_p_num_repeats")).to_have_value("10")
+    expect(page.locator("#id_p_max_train_epochs")).to_have_value("5")
+    expect(page.locator("#id_p_class_tokens")).to_have_value("sks")
+    expect(page.locator("details.advanced")).not_to_have_attribute("open", re.compile(".*"))
+    expect(page.locator("#ready-summary")).to_contain_text("ready at about")
+    _screenshots(page, tmp_path)
+    expect(page.locator("details.advanced")).not_to_have_attribute("open", re.compile(".*"))
     page.get_by_role("button", name="Submit run").click()
     expect(page).to_have_url(re.compile(r"/runs/\d+/$"))
     run_id = int(re.search(r"/runs/(\d+)/$", page.url)[1])
@@ -315,6 +362,7 @@ def _student_path(page, password: str, tmp_path: Path) -> None:
     expect(log).to_contain_text("epoch 5/5")
     assert "it/s" not in log.text_content()
     expect(page.locator("#samples figure")).to_have_count(5 * len(PROMPTS))
+    expect(page.locator("#run-ready")).to_contain_text("took ")
     page.wait_for_function(
         "() => [...document.querySelectorAll('#samples img')]"
         ".every(i => i.complete && i.naturalWidth > 0)"

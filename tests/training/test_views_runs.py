@@ -120,7 +120,7 @@ def test_plan_preview_lists_gpus_savers_and_lint(student_client, student, sdxl_s
     make_gpu(node=make_node(name="gpu-a"), total_mib=12288, name="RTX 3060")
     make_gpu(node=make_node(name="gpu-b"), total_mib=4096, name="Small")
     dataset = make_image_dataset(student)
-    data = form_data(preset, model, dataset)
+    data = form_data(preset, model, dataset, resolution=1024)  # its images propose less
     del data["submit"]
     response = student_client.get(reverse("training:run-plan"), data)
     html = response.content.decode()

@@ -10,8 +10,10 @@ from sdscripts.command import command_text
 from training.admin.actions import REFUSALS, RUN_ACTIONS, RunActionForm, refusal_text
 from training.admin.common import ReadOnlyInline, mib
 from training.choices import ACTIVE, TERMINAL
+from training.estimates import about
 from training.models import LoraArtifact, RunEvent, SampleImage, TrainingRun
 from training.services import reprioritise_run
+from training.timing import estimate_accuracy, estimated_and_actual
 
 
 class ActiveFilter(admin.SimpleListFilter):
@@ -97,6 +99,7 @@ class TrainingRunAdmin(SimpleHistoryAdmin):
         "node_gpu",
         "progress",
         "vram",
+        "duration",
         "created_at",
     )
     list_filter = (
@@ -127,6 +130,7 @@ class TrainingRunAdmin(SimpleHistoryAdmin):
         "loss",
         "speed",
         "eta_seconds",
+        "duration",
         "argv_text",
         "dataset_config",
         "work_dir",
@@ -167,6 +171,7 @@ class TrainingRunAdmin(SimpleHistoryAdmin):
                     "loss",
                     "speed",
                     "eta_seconds",
+                    "duration",
                 )
             },
         ),
@@ -253,6 +258,21 @@ class TrainingRunAdmin(SimpleHistoryAdmin):
     @admin.display(description="VRAM est. / peak")
     def vram(self, run):
         return f"{mib(run.vram_estimate_mib)} / {mib(run.vram_peak_mib)}"
+
+    @admin.display(description="Duration est. / actual")
+    def duration(self, run):
+        estimated, actual = estimated_and_actual(run)
+        if estimated is None and actual is None:
+            return "—"
+        text = f"{about(estimated)} / {about(actual) if actual is not None else '—'}"
+        if estimated and actual:
+            text += f" ({(estimated - actual) / actual:+.0%})"
+        return text
+
+    def changelist_view(self, request, extra_context=None):
+        # How estimates compared with reality, above the list (training.timing).
+        extra_context = {**(extra_context or {}), "estimate_accuracy": estimate_accuracy()}
+        return super().changelist_view(request, extra_context=extra_context)
 
     @admin.display(description="Command")
     def argv_text(self, run):

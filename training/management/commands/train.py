@@ -117,6 +117,7 @@ class Command(BaseCommand):
             built = build_command(plan.job(node))
         except ValueError as exc:
             raise CommandError(f"base-model: {exc}") from None
+        record = plan.record()
         out = {
             "verdict": "refused" if plan.blocking else "ok",
             "blocking": list(plan.blocking),
@@ -128,11 +129,10 @@ class Command(BaseCommand):
             "sample_prompts": built.sample_prompts,
             "params": plan.params,
             "vram": {
-                **plan.record(),
+                **record,
                 "savers": [
-                    {"name": s.name, "changes": s.changes, "reason": s.reason,
-                     "saved_mib": s.saved_mib}
-                    for s in plan.vram.savers
+                    {**stored, "changes": s.changes}
+                    for stored, s in zip(record["savers"], plan.vram.savers, strict=True)
                 ],
             },
             "gpus": plan.gpus,
