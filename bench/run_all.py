@@ -30,6 +30,7 @@ def benchmarks(quick: bool) -> list[tuple[str, str, list[str]]]:
         ("log_latency", "default", [PY, "bench/log_latency.py", *lines, "--flood", "20000"]),
         ("layer_latency", "postgres+redis", [*SERVERS, PY, "bench/layer_latency.py", *lines]),
         ("ingest", "any", [PY, "bench/ingest.py", "--rounds", "1" if quick else "3"]),
+        ("estimate_accuracy", "default", [PY, "bench/estimate_accuracy.py"]),
     ]
 
 
