@@ -15,7 +15,8 @@ from django.utils import timezone
 from training.choices import ON_GPU, RunStatus
 from training.lifecycle import record_action, transition
 from training.models import BaseModel, Preset, TrainingRun
-from training.planning import RunRequest, plan_run
+from training.planning import RunPlan, RunRequest, plan_run
+from training.provenance.exact import submit_refusals
 
 logger = logging.getLogger(__name__)
 
@@ -65,6 +66,7 @@ def submit_run(
     sample_prompts: str = "",
     priority: int = 0,
     rerun_of: TrainingRun | None = None,
+    exact: bool = False,
     form_token: uuid.UUID | None = None,
 ) -> TrainingRun:
     """Plan a new run and queue it (or send it for approval); returns it.
@@ -74,7 +76,8 @@ def submit_run(
     1. Plan it (training.planning.plan_run): access, the owner's limit of unfinished runs,
        parameters, memory, dataset check. Its refusals propagate (ValidationError,
        PermissionDenied, ParamError); a plan with blocking reasons is refused with all of
-       them. Nothing is written then.
+       them. Nothing is written then. With `exact` (run `rerun_of` exactly again), also
+       every input that is no longer `rerun_of`'s (training.provenance.exact).
     2. Save the run with the plan's parameters, prompts and memory estimate.
     3. Move it draft → queued (or pending approval); dispatch on commit.
     """
@@ -97,8 +100,11 @@ def submit_run(
             use_planner=use_planner,
         )
     )
-    if plan.blocking:
-        raise ValidationError(list(plan.blocking))
+    refusals = list(plan.blocking)
+    if exact:
+        refusals += _exact_refusals(rerun_of, plan)
+    if refusals:
+        raise ValidationError(refusals)
     run = TrainingRun(
         owner=owner,
         name=name,
@@ -111,6 +117,7 @@ def submit_run(
         priority=priority,
         sample_prompts=plan.sample_prompts,
         rerun_of=rerun_of,
+        exact=exact,
         vram_estimate_mib=plan.vram.estimate_mib,
         plan=plan.record(),
         form_token=form_token,
@@ -160,8 +167,35 @@ def cancel_run(run: TrainingRun, *, by=None) -> TrainingRun:
     return run
 
 
-def rerun(run: TrainingRun, *, by=None) -> TrainingRun:
-    """Submit a new run with the same dataset, model, preset and parameters."""
+def _exact_refusals(original: TrainingRun | None, plan: RunPlan) -> list[str]:
+    """Why a plan would not repeat `original` exactly (its inputs, then its parameters)."""
+    if original is None:
+        return ["“Run exactly again” needs the run to repeat."]
+    reasons = submit_refusals(original)
+    changed = sorted(
+        key
+        for key in set(plan.params) | set(original.params)
+        if plan.params.get(key) != original.params.get(key)
+    )
+    if changed:
+        reasons.append(
+            f"The parameters would not be those of run #{original.pk} ({', '.join(changed)}): "
+            "its preset or the lab's rules changed since."
+        )
+    if list(plan.extra_flags) != list(original.extra_flags or ()):
+        reasons.append(f"The extra flags would not be those of run #{original.pk}.")
+    if plan.sample_prompts != original.sample_prompts:
+        reasons.append(f"The sample prompts would not be those of run #{original.pk}.")
+    return reasons
+
+
+def rerun(run: TrainingRun, *, by=None, exact: bool = False) -> TrainingRun:
+    """Submit a new run with the same dataset, model, preset and parameters.
+
+    With `exact`, "run exactly again": the same dataset *content*, parameters and model
+    files as `run` trained with (its provenance), refused with every reason when one of them
+    changed since; the runner checks again before the trainer starts.
+    """
     if by is not None and not (by.is_staff or by.pk == run.owner_id):
         raise PermissionDenied("You can only run your own runs again.")
     return submit_run(
@@ -178,6 +212,7 @@ def rerun(run: TrainingRun, *, by=None) -> TrainingRun:
         sample_prompts=run.sample_prompts,
         priority=run.priority,
         rerun_of=run,
+        exact=exact,
     )
 
 
