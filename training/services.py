@@ -20,6 +20,10 @@ from training.provenance.exact import submit_refusals
 
 logger = logging.getLogger(__name__)
 
+PURPOSE_MAX_CHARS = 2000
+# C0 controls but tab and line feed, DEL and C1 controls: nothing a written purpose needs.
+_CONTROL = dict.fromkeys([*range(0, 9), *range(11, 32), 127, *range(128, 160)])
+
 
 def _dispatch_soon() -> None:
     """Run dispatch after commit; a failing dispatch never fails the caller's action."""
@@ -233,4 +237,21 @@ def reprioritise_run(run: TrainingRun, *, priority: int, by) -> TrainingRun:
     run.save(update_fields=["priority"])
     record_action(run, by=by, note=f"Priority {old} → {priority} by {by}.")
     _dispatch_soon()
+    return run
+
+
+@transaction.atomic
+def set_purpose(run: TrainingRun, purpose: str, *, by) -> TrainingRun:
+    """The owner (or staff) says why the run was made; its report shows it. Control
+    characters are dropped; more than PURPOSE_MAX_CHARS characters is refused unchanged."""
+    if not (by.is_staff or by.pk == run.owner_id):
+        raise PermissionDenied("Only the run's owner or staff write its purpose.")
+    text = purpose.replace("\r\n", "\n").replace("\r", "\n").translate(_CONTROL).strip()
+    if len(text) > PURPOSE_MAX_CHARS:
+        raise ValidationError(
+            f"The purpose has {len(text)} characters; at most {PURPOSE_MAX_CHARS} are kept."
+        )
+    run.purpose = text
+    run._change_reason = "purpose"
+    run.save(update_fields=["purpose"])
     return run
