@@ -102,7 +102,7 @@ class Difference:
         return not (self.added or self.removed or self.captions)
 
     def summary(self) -> str:
-        """ "2 images added, 1 caption changed (cat.png)" or "no difference"."""
+        """E.g. "2 images added, 1 caption changed (cat.png)", or "no difference"."""
         parts = []
         for items, what in ((self.added, "added"), (self.removed, "removed")):
             if items:

@@ -156,6 +156,10 @@ def _story(data: dict) -> list:
         _table([[k, v] for k, v in data["params"]], [6 * cm, 11 * cm]),
         Paragraph("Provenance", H2),
         _table([list(row) for row in data["facts"]], [6 * cm, 11 * cm], MONO),
+    ]
+    if data["argv_text"]:
+        story += [Paragraph("Exact command", H2), _p(data["argv_text"], MONO)]
+    story += [
         KeepTogether(
             [
                 Paragraph("Loss curve", H2),

@@ -16,6 +16,7 @@ from django.conf import settings
 from PIL import Image, UnidentifiedImageError
 
 from datasets.fingerprint import dataset_entries, difference
+from sdscripts.command import command_text
 from training import energy
 from training.charts import loss_chart
 from training.provenance.exact import final_trainer_sha256, provenance_of
@@ -46,7 +47,7 @@ def _text(value) -> str:
 
 
 def gpu_time(seconds: float) -> str:
-    """ "1 h 02 min", "3 min 20 s" or "12 s"."""
+    """Seconds as "1 h 02 min", "3 min 20 s" or "12 s"."""
     seconds = int(round(seconds or 0))
     hours, rest = divmod(seconds, 3600)
     minutes, secs = divmod(rest, 60)
@@ -55,8 +56,22 @@ def gpu_time(seconds: float) -> str:
     return f"{minutes} min {secs:02d} s" if minutes else f"{secs} s"
 
 
+CPU_ONLY = "— (trained on the CPU, no GPU)"
+
+
+def _on_cpu(run) -> bool:
+    return run.gpu_id is None and not run.gpu_seconds
+
+
+def gpu_time_text(run) -> str:
+    """The run's GPU time, or that it had no GPU (the CPU demo)."""
+    return CPU_ONLY if _on_cpu(run) else gpu_time(run.gpu_seconds)
+
+
 def energy_text(run) -> str:
-    """ "0.42 Wh" or "1.25 kWh", with the cost when the lab set a price."""
+    """The run's energy as "0.42 Wh" or "1.25 kWh", with the cost when the lab set a price."""
+    if _on_cpu(run):
+        return CPU_ONLY
     wh = run.energy_wh or 0.0
     text = f"{wh / 1000:.2f} kWh" if wh >= 1000 else f"{wh:.2f} Wh"
     price = energy.cost(wh)
@@ -95,7 +110,7 @@ def facts(run) -> list[tuple[str, str]]:
     rows += [
         ("Status", run.get_status_display()),
         ("Final LoRA as the trainer wrote it (SHA-256)", final_trainer_sha256(run) or "—"),
-        ("GPU time", gpu_time(run.gpu_seconds)),
+        ("GPU time", gpu_time_text(run)),
         ("Energy", energy_text(run)),
     ]
     return rows
@@ -219,8 +234,9 @@ def report(run) -> dict:
         "chart": loss_chart([run]),
         "samples": list(run.samples.all()),
         "evaluation": None,  # the ComfyUI evaluation grid (a later issue) goes here
-        "gpu_time": gpu_time(run.gpu_seconds),
+        "gpu_time": gpu_time_text(run),
         "energy": energy_text(run),
+        "argv_text": command_text(record.argv) if record is not None else "",
         "artifacts": list(run.artifacts.all()),
         "model_files": list(record.base_model.get("files", []) if record else []),
         "files": files,

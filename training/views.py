@@ -188,7 +188,7 @@ def run_detail(request, pk: int):
         "argv_text": command_text(run.argv or []),
         "log_chunks": RunLog.objects.filter(run=run).count(),
         "provenance": provenance_of(run),
-        "gpu_time": reports.gpu_time(run.gpu_seconds),
+        "gpu_time": reports.gpu_time_text(run),
         "energy": reports.energy_text(run),
     }
     return render(request, "training/run_detail.html", context)

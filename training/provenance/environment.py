@@ -68,8 +68,9 @@ def git_commit(folder: Path) -> str:
 
 @lru_cache(maxsize=1)
 def lorastudio_version() -> str:
-    """ "0.16.0 (c2d7b50e1f2a)" from lorastudio.__version__ and this checkout's `git
-    describe` ("-dirty" when files differ from the commit); the version alone elsewhere.
+    """LoRA Studio's version, e.g. "0.16.0 (c2d7b50e1f2a)": lorastudio.__version__ and this
+    checkout's `git describe` ("-dirty" when files differ from the commit); the version
+    alone where it is not a checkout.
     Cached: a worker runs one version until it is restarted after an upgrade."""
     described = sdscripts_version(Path(settings.BASE_DIR))  # any checkout's describe
     version = lorastudio.__version__

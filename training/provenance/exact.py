@@ -1,4 +1,4 @@
-""" "Run exactly again": what changed since a run, so a repeat is refused with the reason.
+"""Run exactly again: what changed since a run, so that a repeat is refused with the reason.
 
 Checked twice: when the repeat is submitted (`submit_refusals`: the dataset's rows now, the
 base model's configured files and the hashes nodes last saw) and when its trainer is about
