@@ -145,3 +145,37 @@ def test_model_files_are_hashed_once_and_a_changed_file_stops_an_exact_repeat(st
     # Now the node knows the new hash, and the next exact repeat is refused at submit.
     with pytest.raises(ValidationError, match="changed since run"):
         services.rerun(first, by=student, exact=True)
+
+
+def test_rerun_exact_wait_follows_the_repeat_to_its_reproduced_file(student):
+    """`manage.py rerun RUN_ID --exact --wait` while a worker (a thread here) trains it."""
+    import io
+    import threading
+    import time
+
+    first = _train(submit_demo(student))
+
+    def worker():
+        from django.db import connection
+
+        try:
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                repeat = TrainingRun.objects.filter(rerun_of=first, status="assigned").first()
+                if repeat is not None:
+                    runner.execute(repeat.pk)
+                    return
+                time.sleep(0.05)
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=worker)
+    thread.start()
+    out = io.StringIO()
+    try:
+        call_command("rerun", str(first.pk), "--exact", "--wait", stdout=out)
+    finally:
+        thread.join(timeout=120)
+    text = out.getvalue()
+    assert "repeats run" in text and "succeeded" in text
+    assert f"Reproduced run #{first.pk}: the trainer wrote the same LoRA file" in text
