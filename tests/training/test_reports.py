@@ -218,3 +218,20 @@ def test_run_again_with_changes_fills_in_the_new_run_form(student_client, studen
     assert re.search(r'name="p_network_dim"[^>]*value="6"|value="6"[^>]*name="p_network_dim"', page)
     theirs = finished(other_student)
     assert student_client.get(f"/runs/new/?from={theirs.pk}").status_code == 404
+
+
+def test_another_students_run_cannot_be_run_exactly_again(student_client, other_student):
+    theirs = finished(other_student)
+    assert student_client.post(f"/runs/{theirs.pk}/rerun/", {"exact": "1"}).status_code == 404
+    assert not TrainingRun.objects.filter(rerun_of=theirs).exists()
+
+
+def test_the_rerun_command_says_why_it_cannot(student):
+    from django.core.management import CommandError, call_command
+
+    with pytest.raises(CommandError, match="There is no run #999999"):
+        call_command("rerun", "999999", "--exact")
+    never_started = submit_demo(student)
+    with pytest.raises(CommandError, match="has no provenance record"):
+        call_command("rerun", str(never_started.pk), "--exact")
+    assert not TrainingRun.objects.filter(rerun_of=never_started).exists()
