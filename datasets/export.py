@@ -7,6 +7,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+from datasets.fingerprint import caption_as_trained
 from datasets.models import Dataset
 from lorastudio.safepath import safe_name
 
@@ -65,8 +66,9 @@ def export_dataset(dataset: Dataset, dest_dir: Path, *, is_reg: bool = False) ->
             target.unlink()
         _link_or_copy(source, target)
         caption_path = target.with_suffix(CAPTION_EXTENSION)
-        if image.caption.strip():
-            caption_path.write_text(image.caption.strip() + "\n", encoding="utf-8")
+        caption = caption_as_trained(image.caption)
+        if caption:
+            caption_path.write_text(caption + "\n", encoding="utf-8")
         elif caption_path.exists():
             caption_path.unlink()
         count += 1

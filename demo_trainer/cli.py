@@ -8,6 +8,13 @@ prints, writes and exits the way sd-scripts' ``train_network.py --console_log_si
 as sd-scripts draws it, ``saving checkpoint: PATH``, ``{name}-{epoch:06d}.safetensors``,
 samples under ``output_dir/sample``). No Django here; torch is imported only inside
 ``main`` so importing this module is cheap.
+
+Deterministic: the same dataset, flags and ``--seed`` give the same LoRA file, byte for
+byte (one CPU thread, seeded generators, images read in name order). So that the *file*
+is reproducible, its metadata holds nothing of the moment or of the run's number: no
+``ss_training_started_at``/``ss_training_finished_at`` and no ``ss_output_name`` (which
+holds the run's number), unlike sd-scripts; the title, author and description come from
+``--metadata_*`` as sd-scripts' do.
 """
 
 from __future__ import annotations
@@ -91,6 +98,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--sample_prompts", default=None)
     parser.add_argument("--sample_every_n_epochs", type=_positive_int, default=None)
     parser.add_argument("--seed", type=int, default=42)
+    # sd-scripts' options of the same names (modelspec.title/author/description).
+    parser.add_argument("--metadata_title", default=None)
+    parser.add_argument("--metadata_author", default=None)
+    parser.add_argument("--metadata_description", default=None)
     return parser
 
 
@@ -147,7 +158,6 @@ def main(argv: list[str] | None = None) -> int:
     say("  gradient accumulation steps / 勾配を合計するステップ数 = 1")
     say(f"  total optimization steps / 学習ステップ数: {total_steps}")
 
-    started_at = time.time()
     prompts = read_prompts(args.sample_prompts)
     metadata = {
         "ss_network_module": "demo_trainer",
@@ -155,8 +165,6 @@ def main(argv: list[str] | None = None) -> int:
         "ss_network_alpha": format_number(args.network_alpha),
         "ss_num_epochs": str(epochs),
         "ss_base_model_version": "demo",
-        "ss_output_name": args.output_name,
-        "ss_training_started_at": str(started_at),
         "ss_learning_rate": str(args.learning_rate),
         "ss_num_train_images": str(num_train),
         "ss_num_reg_images": str(num_reg),
@@ -168,14 +176,16 @@ def main(argv: list[str] | None = None) -> int:
         "modelspec.sai_model_spec": "1.0.0",
         "modelspec.architecture": "demo/lora",
         "modelspec.implementation": "LoRA Studio demo trainer",
-        "modelspec.title": args.output_name,
-        "modelspec.description": "LoRA Studio demo LoRA (tiny random denoiser; not for real use)",
+        "modelspec.title": args.metadata_title or args.output_name,
+        "modelspec.description": args.metadata_description
+        or "LoRA Studio demo LoRA (tiny random denoiser; not for real use)",
     }
+    if args.metadata_author:
+        metadata["modelspec.author"] = args.metadata_author
 
     def save(path: Path, epoch: int, step: int) -> None:
         say(f"\nsaving checkpoint: {path}")
         meta = dict(metadata, ss_epoch=str(epoch), ss_steps=str(step))
-        meta["ss_training_finished_at"] = str(time.time())
         model_lib.save_lora(lora, str(path), meta)
 
     def sample(epoch: int, step: int) -> None:

@@ -15,6 +15,8 @@ from PIL import Image, ImageOps
 from safetensors.torch import save_file
 from torch import nn
 
+from sdscripts.lora_file import write_metadata
+
 TIME_FEATURES = 16
 
 
@@ -189,3 +191,6 @@ def save_lora(adapters: dict[str, LoRAModule], path: str, metadata: dict[str, st
         tensors[f"{name}.lora_up.weight"] = module.lora_up.weight.detach().contiguous()
         tensors[f"{name}.alpha"] = torch.tensor(module.alpha)
     save_file(tensors, path, metadata)
+    # safetensors writes the metadata in hash-map order, different in every process: the
+    # canonical header makes the same training give the same bytes.
+    write_metadata(path, metadata)

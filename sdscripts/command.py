@@ -45,12 +45,17 @@ SPECIAL_KEYS = {
 # sd-scripts' low-VRAM Adafactor recipe (docs/sd-scripts.md).
 ADAFACTOR_ARGS = ("relative_step=False", "scale_parameter=False", "warmup_init=False")
 
+# The LoRA's own description (sd-scripts writes them as modelspec.title/author/description),
+# from TrainJob.metadata; the demo trainer takes the same options.
+METADATA_FLAGS = ("metadata_title", "metadata_author", "metadata_description")
+
 # The demo trainer's own options (`python -m demo_trainer`; its parser is the reference).
 DEMO_FLAGS = frozenset(
     {
         "dataset_config", "output_dir", "output_name", "max_train_epochs", "network_dim",
         "network_alpha", "learning_rate", "resolution", "train_batch_size",
         "save_every_n_epochs", "sample_prompts", "sample_every_n_epochs", "seed",
+        *METADATA_FLAGS,
     }
 )  # fmt: skip
 
@@ -60,7 +65,7 @@ MANAGED_FLAGS = frozenset(
         "dataset_config", "output_dir", "output_name", "logging_dir", "network_module",
         "sample_prompts", "console_log_simple", "config_file", "output_config",
         "train_data_dir", "reg_data_dir", "huggingface_token", "wandb_api_key", "model_type",
-        "tokenizer_cache_dir",
+        "tokenizer_cache_dir", *METADATA_FLAGS,
     }
     | {role.flag for role in FILE_ROLES.values()}
     | set(PARAMS)
@@ -96,6 +101,8 @@ class TrainJob:
     extra_flags: tuple[str, ...] = ()
     tokenizer_cache_dir: str = ""  # the node's: tokenizers load from here without internet
     env: Mapping[str, str] = field(default_factory=dict)  # the node's trainer environment
+    # "title", "author", "description" → --metadata_<key> (the LoRA file's own description)
+    metadata: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -195,7 +202,21 @@ def _demo_argv(job: TrainJob, toml_path: str, prompts_path: str) -> list[str]:
     argv += ["--save_every_n_epochs", format_value(p["save_every_n_epochs"])]
     argv += _sample_flags(job, prompts_path)
     argv += ["--seed", format_value(p["seed"])]
+    argv += _metadata_flags(job)
     return argv
+
+
+def _metadata_flags(job: TrainJob) -> list[str]:
+    """`--metadata_title=…` and the like: one argument each, so that a value starting with
+    "-" (free text: the run's name) is never read as an option."""
+    flags = []
+    for flag in METADATA_FLAGS:
+        # One line of text: no NUL (exec refuses it), line breaks and runs of spaces squeezed.
+        raw = str(job.metadata.get(flag.removeprefix("metadata_"), "")).replace("\x00", "")
+        value = " ".join(raw.split())
+        if value:
+            flags.append(f"--{flag}={value}")
+    return flags
 
 
 def _model_flags(arch: ArchSpec, files: Mapping[str, str]) -> list[str]:
@@ -292,6 +313,7 @@ def build_command(job: TrainJob) -> BuiltCommand:
     flags += ["--network_module", arch.network_module]
     flags += ["--output_dir", job.output_dir, "--output_name", job.output_name]
     flags += ["--save_model_as", "safetensors", "--logging_dir", job.logging_dir]
+    flags += _metadata_flags(job)
     flags += ["--max_data_loader_n_workers", "2"]
     if job.tokenizer_cache_dir:
         flags += ["--tokenizer_cache_dir", job.tokenizer_cache_dir]

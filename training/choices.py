@@ -31,6 +31,7 @@ class FailureReason(models.TextChoices):
     NODE_OFFLINE = "node_offline", "Node offline"
     DISK_FULL = "disk_full", "Disk full"
     MODEL_FILE = "model_file", "Damaged or unusable model file"
+    INPUTS_CHANGED = "inputs_changed", "Inputs changed since the run it repeats"
 
 
 # A run holding (or about to hold) a GPU.

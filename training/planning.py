@@ -107,6 +107,7 @@ class RunPlan:
         """The trainer job this plan becomes on `node` (None: no node is online)."""
         r = self.request
         return _job(
+            owner=r.owner,
             base_model=r.base_model,
             datasets=_datasets(r.dataset, r.regularization),
             params=self.params,
@@ -316,8 +317,24 @@ def dataset_dest(work: Path, is_reg: bool) -> Path:
     return work / "data" / ("reg" if is_reg else "train")
 
 
+def lora_description(owner, name: str, arch) -> dict[str, str]:
+    """The LoRA file's own title, author and description (sd-scripts' --metadata_* options).
+
+    Only what an exact rerun keeps (the run's name, its owner, the architecture), never the
+    run's number or a time: the demo trainer's file must come out the same byte for byte.
+    The run's number and input hashes are added to the file as lorastudio_* keys.
+    """
+    return {
+        "title": name.strip() or "untitled LoRA",
+        "author": owner.get_username(),
+        "description": f"Trained with LoRA Studio ({arch.label}); its lorastudio_* metadata "
+        "names the run and the hashes of its dataset and base model.",
+    }
+
+
 def _job(
     *,
+    owner,
     base_model,
     datasets: list[tuple[Any, bool]],
     params: dict,
@@ -363,12 +380,14 @@ def _job(
         extra_flags=tuple(extra_flags),
         tokenizer_cache_dir=node.tokenizer_cache_dir if node is not None else "",
         env=dict(node.trainer_env or {}) if node is not None else {},
+        metadata=lora_description(owner, name, arch),
     )
 
 
 def job_for_run(run, node) -> TrainJob:
     """The trainer job of a stored run on `node` (what the runner writes and starts)."""
     return _job(
+        owner=run.owner,
         base_model=run.base_model,
         datasets=_datasets(run.dataset, run.regularization_dataset),
         params=run.params,

@@ -15,9 +15,14 @@ from django.utils import timezone
 from training.choices import ON_GPU, RunStatus
 from training.lifecycle import record_action, transition
 from training.models import BaseModel, Preset, TrainingRun
-from training.planning import RunRequest, plan_run
+from training.planning import RunPlan, RunRequest, plan_run
+from training.provenance.exact import submit_refusals
 
 logger = logging.getLogger(__name__)
+
+PURPOSE_MAX_CHARS = 2000
+# C0 controls but tab and line feed, DEL and C1 controls: nothing a written purpose needs.
+_CONTROL = dict.fromkeys([*range(0, 9), *range(11, 32), 127, *range(128, 160)])
 
 
 def _dispatch_soon() -> None:
@@ -65,6 +70,7 @@ def submit_run(
     sample_prompts: str = "",
     priority: int = 0,
     rerun_of: TrainingRun | None = None,
+    exact: bool = False,
     form_token: uuid.UUID | None = None,
     budget_mib: int | None = None,
 ) -> TrainingRun:
@@ -75,7 +81,8 @@ def submit_run(
     1. Plan it (training.planning.plan_run): access, the owner's limit of unfinished runs,
        parameters, memory, dataset check. Its refusals propagate (ValidationError,
        PermissionDenied, ParamError); a plan with blocking reasons is refused with all of
-       them. Nothing is written then.
+       them. Nothing is written then. With `exact` (run `rerun_of` exactly again), also
+       every input that is no longer `rerun_of`'s (training.provenance.exact).
     2. Save the run with the plan's parameters, prompts, memory plan (planned for
        `budget_mib` when given, else the lab's largest GPU) and time estimate.
     3. Move it draft → queued (or pending approval); dispatch on commit.
@@ -100,8 +107,11 @@ def submit_run(
             budget_mib=budget_mib,
         )
     )
-    if plan.blocking:
-        raise ValidationError(list(plan.blocking))
+    refusals = list(plan.blocking)
+    if exact:
+        refusals += _exact_refusals(rerun_of, plan)
+    if refusals:
+        raise ValidationError(refusals)
     run = TrainingRun(
         owner=owner,
         name=name,
@@ -114,6 +124,7 @@ def submit_run(
         priority=priority,
         sample_prompts=plan.sample_prompts,
         rerun_of=rerun_of,
+        exact=exact,
         vram_estimate_mib=plan.vram.estimate_mib,
         plan=plan.record(),
         form_token=form_token,
@@ -163,8 +174,35 @@ def cancel_run(run: TrainingRun, *, by=None) -> TrainingRun:
     return run
 
 
-def rerun(run: TrainingRun, *, by=None) -> TrainingRun:
-    """Submit a new run with the same dataset, model, preset and parameters."""
+def _exact_refusals(original: TrainingRun | None, plan: RunPlan) -> list[str]:
+    """Why a plan would not repeat `original` exactly (its inputs, then its parameters)."""
+    if original is None:
+        return ["“Run exactly again” needs the run to repeat."]
+    reasons = submit_refusals(original)
+    changed = sorted(
+        key
+        for key in set(plan.params) | set(original.params)
+        if plan.params.get(key) != original.params.get(key)
+    )
+    if changed:
+        reasons.append(
+            f"The parameters would not be those of run #{original.pk} ({', '.join(changed)}): "
+            "its preset or the lab's rules changed since."
+        )
+    if list(plan.extra_flags) != list(original.extra_flags or ()):
+        reasons.append(f"The extra flags would not be those of run #{original.pk}.")
+    if plan.sample_prompts != original.sample_prompts:
+        reasons.append(f"The sample prompts would not be those of run #{original.pk}.")
+    return reasons
+
+
+def rerun(run: TrainingRun, *, by=None, exact: bool = False) -> TrainingRun:
+    """Submit a new run with the same dataset, model, preset and parameters.
+
+    With `exact`, "run exactly again": the same dataset *content*, parameters and model
+    files as `run` trained with (its provenance), refused with every reason when one of them
+    changed since; the runner checks again before the trainer starts.
+    """
     if by is not None and not (by.is_staff or by.pk == run.owner_id):
         raise PermissionDenied("You can only run your own runs again.")
     return submit_run(
@@ -181,6 +219,7 @@ def rerun(run: TrainingRun, *, by=None) -> TrainingRun:
         sample_prompts=run.sample_prompts,
         priority=run.priority,
         rerun_of=run,
+        exact=exact,
     )
 
 
@@ -201,4 +240,21 @@ def reprioritise_run(run: TrainingRun, *, priority: int, by) -> TrainingRun:
     run.save(update_fields=["priority"])
     record_action(run, by=by, note=f"Priority {old} → {priority} by {by}.")
     _dispatch_soon()
+    return run
+
+
+@transaction.atomic
+def set_purpose(run: TrainingRun, purpose: str, *, by) -> TrainingRun:
+    """The owner (or staff) says why the run was made; its report shows it. Control
+    characters are dropped; more than PURPOSE_MAX_CHARS characters is refused unchanged."""
+    if not (by.is_staff or by.pk == run.owner_id):
+        raise PermissionDenied("Only the run's owner or staff write its purpose.")
+    text = purpose.replace("\r\n", "\n").replace("\r", "\n").translate(_CONTROL).strip()
+    if len(text) > PURPOSE_MAX_CHARS:
+        raise ValidationError(
+            f"The purpose has {len(text)} characters; at most {PURPOSE_MAX_CHARS} are kept."
+        )
+    run.purpose = text
+    run._change_reason = "purpose"
+    run.save(update_fields=["purpose"])
     return run

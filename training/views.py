@@ -14,10 +14,11 @@ from django.views.decorators.http import require_POST
 from datasets.models import Dataset
 from sdscripts.command import command_text
 from sdscripts.params import ParamError
-from training import scheduler, services
+from training import reports, scheduler, services
 from training.choices import ON_GPU, RunStatus
 from training.forms import RunForm
 from training.models import GPU, GPUNode, LoraArtifact, RunLog, SampleImage, TrainingRun
+from training.provenance.exact import provenance_of
 from training.timing import Lab
 
 RUNS_PER_PAGE = 50
@@ -143,11 +144,26 @@ def run_create(request):
     else:
         keys = ("dataset", "base_model", "preset", "name")
         initial = {k: request.GET[k] for k in keys if request.GET.get(k)}
+        if request.GET.get("from", "").isdigit():  # "run again with changes"
+            initial = _initial_from(get_run_for_user(request, int(request.GET["from"])))
         data = request.POST if request.method == "POST" else None
         form = RunForm(data, user=request.user, initial=initial)
         if form.is_bound:
             form.is_valid()
     return render(request, "training/run_form.html", _form_context(form))
+
+
+def _initial_from(run: TrainingRun) -> dict:
+    """The new-run form filled in with a run's choices and parameter values."""
+    initial = {
+        "dataset": run.dataset_id,
+        "preset": run.preset_id,
+        "base_model": run.base_model_id,
+        "name": run.name,
+        "sample_prompts": run.sample_prompts,
+    }
+    initial.update({f"p_{name}": value for name, value in (run.params or {}).items()})
+    return {k: v for k, v in initial.items() if v is not None}
 
 
 def _form_context(form: RunForm) -> dict:
@@ -177,6 +193,9 @@ def run_detail(request, pk: int):
         "argv_text": command_text(run.argv or []),
         "log_chunks": RunLog.objects.filter(run=run).count(),
         "outlook": Lab().outlook(run),
+        "provenance": provenance_of(run),
+        "gpu_time": reports.gpu_time_text(run),
+        "energy": reports.energy_text(run),
     }
     return render(request, "training/run_detail.html", context)
 
@@ -206,18 +225,22 @@ def run_cancel(request, pk: int):
 @login_required
 @require_POST
 def run_rerun(request, pk: int):
-    """Submit a new run with the same dataset, model, preset and parameters."""
+    """Submit a new run with the same dataset, model, preset and parameters; with
+    `exact=1`, its very inputs (refused with the reasons when they changed since)."""
     run = get_run_for_user(request, pk)
+    exact = request.POST.get("exact") == "1"
+    how = "exactly again" if exact else "again"
     try:
-        new = services.rerun(run, by=request.user)
+        new = services.rerun(run, by=request.user, exact=exact)
     except ParamError as exc:
-        messages.error(request, f"Cannot run again: {exc}")
+        messages.error(request, f"Cannot run {how}: {exc}")
     except (ValidationError, PermissionDenied) as exc:
         messages.error(
-            request, "Cannot run again: " + "; ".join(getattr(exc, "messages", [str(exc)]))
+            request, f"Cannot run {how}: " + " ".join(getattr(exc, "messages", [str(exc)]))
         )
     else:
-        messages.success(request, f"Run #{new.pk} submitted with the same parameters.")
+        what = "the very inputs of" if exact else "the same parameters as"
+        messages.success(request, f"Run #{new.pk} submitted with {what} run #{run.pk}.")
         return redirect("training:run-detail", pk=new.pk)
     return redirect("training:run-detail", pk=run.pk)
 

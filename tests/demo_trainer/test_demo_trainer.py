@@ -11,6 +11,7 @@ import pytest
 from PIL import Image, ImageDraw
 from safetensors import safe_open
 
+from sdscripts.lora_file import read_metadata
 from sdscripts.progress import StreamSplitter, parse_epoch, parse_progress, parse_saved_path
 from tests.paths import REPO
 
@@ -130,7 +131,11 @@ def test_lora_has_sd_scripts_keys_and_metadata(trained):
     assert metadata["ss_network_alpha"] == "3"
     assert metadata["ss_num_epochs"] == "4"
     assert metadata["ss_base_model_version"] == "demo"
-    assert metadata["ss_output_name"] == "demo"
+    assert metadata["modelspec.title"] == "demo"  # the output name without --metadata_title
+    # Nothing of the moment or of the run's number: the file must be reproducible.
+    assert not {"ss_output_name", "ss_training_started_at", "ss_training_finished_at"} & set(
+        metadata
+    )
     assert metadata["modelspec.architecture"] == "demo/lora"
     assert metadata["ss_num_train_images"] == "16"
     tags = json.loads(metadata["ss_tag_frequency"])
@@ -175,19 +180,26 @@ def test_samples_follow_the_sd_scripts_name_pattern(trained):
         assert image.format == "PNG" and image.size == (32, 32)
 
 
-def test_same_seed_gives_the_same_lora(tmp_path):
+def test_same_seed_gives_the_same_lora_file_byte_for_byte(tmp_path):
+    """Two trainings in two processes, two output folders and two output names (as two runs
+    of the runner have), one seed: the same file. Another seed: other weights."""
     config = make_dataset(tmp_path, 3)
-    first = run_trainer(config, tmp_path / "a", max_train_epochs=1)
-    second = run_trainer(config, tmp_path / "b", max_train_epochs=1)
-    other = run_trainer(config, tmp_path / "c", max_train_epochs=1, seed=8)
-    assert first.returncode == second.returncode == other.returncode == 0
+    title = "--metadata_title=shapes"
+    first = run_trainer(config, tmp_path / "a", title, max_train_epochs=1, output_name="x-run1")
+    second = run_trainer(config, tmp_path / "b", title, max_train_epochs=1, output_name="x-run2")
+    other = run_trainer(config, tmp_path / "c", title, max_train_epochs=1, seed=8)
+    assert first.returncode == second.returncode == other.returncode == 0, first.stderr
+    a_bytes = (tmp_path / "a" / "x-run1.safetensors").read_bytes()
+    assert a_bytes == (tmp_path / "b" / "x-run2.safetensors").read_bytes()
+    assert read_metadata(tmp_path / "a" / "x-run1.safetensors")["modelspec.title"] == "shapes"
 
     def tensors(run):
         with safe_open(run.output_dir / "demo.safetensors", framework="pt") as lora:
             return {k: lora.get_tensor(k) for k in lora.keys()}
 
-    a, b, c = tensors(first), tensors(second), tensors(other)
-    assert all((a[k] == b[k]).all() for k in a)
+    with safe_open(tmp_path / "a" / "x-run1.safetensors", framework="pt") as lora:
+        a = {k: lora.get_tensor(k) for k in lora.keys()}
+    c = tensors(other)
     assert any((a[k] != c[k]).any() for k in a)
 
 

@@ -184,9 +184,11 @@ def test_sample_prompts_written_and_referenced_when_given():
 
 
 def test_demo_emits_exactly_its_flags():
-    built = build_command(make_job("demo", {"resolution": 64, "max_train_epochs": 4}))
+    metadata = {"title": "t", "author": "alice", "description": "d"}
+    job = make_job("demo", {"resolution": 64, "max_train_epochs": 4}, metadata=metadata)
+    built = build_command(job)
     assert built.argv[:3] == ["/opt/sd-scripts/venv/bin/python", "-m", "demo_trainer"]
-    flags = {a for a in built.argv if a.startswith("--")}
+    flags = {a.split("=")[0] for a in built.argv if a.startswith("--")}
     assert flags == {f"--{f}" for f in accepted_flags("demo_trainer")}
     assert flag_value(built.argv, "--resolution") == "64"
     assert flag_value(built.argv, "--max_train_epochs") == "4"
@@ -247,3 +249,12 @@ def test_steps_replace_epochs_and_sampling_every_n_steps_is_emitted():
     assert flag_value(built.argv, "--save_every_n_steps") == "50"
     assert "--sample_every_n_epochs" not in built.argv
     assert flag_value(built.argv, "--sample_prompts") == "/work/run-7/sample_prompts.txt"
+
+
+@pytest.mark.parametrize("arch", ["sd15", "flux1_dev", "demo"])
+def test_the_loras_own_description_is_one_argument_per_option(arch):
+    metadata = {"title": "--seed 1\nsecond\x00 line", "author": "alice", "description": ""}
+    built = build_command(make_job(arch, metadata=metadata))
+    assert "--metadata_title=--seed 1 second line" in built.argv
+    assert "--metadata_author=alice" in built.argv
+    assert not any(a.startswith("--metadata_description") for a in built.argv)

@@ -4,7 +4,9 @@ Debian's chromium, driven by Playwright, talks to daphne serving lorastudio.asgi
 `manage.py qcluster` and `manage.py node_agent` (fake GPU backend) train on the same fresh
 database: log in, create a dataset by uploading images, submit a demo run from the "Demo
 (CPU)" preset, watch the live log, progress bar, loss chart and samples, see it succeed,
-download the LoRA, and find the run on the dashboard's lab board.
+download the LoRA (its metadata names the run), find the run on the dashboard's lab board,
+run it exactly again (the trainer writes the same file), compare the two runs, write the
+run's purpose on its report and fetch the report's PDF.
 
 The stack gets its own data folder and its own database, never pytest-django's: a fresh
 SQLite file, or, when DATABASE_URL points at PostgreSQL, a fresh database on that server
@@ -13,6 +15,7 @@ SQLite file, or, when DATABASE_URL points at PostgreSQL, a fresh database on tha
 
 from __future__ import annotations
 
+import io
 import os
 import re
 import secrets
@@ -28,6 +31,7 @@ from django.conf import settings
 from safetensors import safe_open
 
 from lorastudio.envconfig import parse_database_url
+from sdscripts.lora_file import read_metadata
 from tests.factories import make_image_bytes
 from tests.queue_helpers import start_process, stop_process
 
@@ -280,7 +284,8 @@ def test_student_trains_a_demo_lora_in_the_browser(stack, tmp_path):
         context.set_default_timeout(30_000)
         page = context.new_page()
         try:
-            _student_path(page, password, tmp_path)
+            run_id = _student_path(page, password, tmp_path)
+            _repeat_compare_and_report(page, run_id, tmp_path)
         except Exception:
             page.screenshot(path=str(tmp_path / "failure.png"), full_page=True)
             print(f"Screenshot: {tmp_path / 'failure.png'}\n{_logs(logs)}")
@@ -378,3 +383,52 @@ def _student_path(page, password: str, tmp_path: Path) -> None:
     with safe_open(str(path), "pt") as fh:
         keys = list(fh.keys())
     assert keys and all(k.startswith("lora_") for k in keys)
+    # 9. Its metadata names its run and dataset, as the run page's provenance does.
+    metadata = read_metadata(path)
+    assert metadata["lorastudio_run_id"] == str(run_id)
+    expect(page.locator("#provenance")).to_contain_text(metadata["lorastudio_dataset_sha256"])
+    assert metadata["lorastudio_base_model_sha256"]
+    return run_id
+
+
+def _repeat_compare_and_report(page, run_id: int, tmp_path: Path) -> None:
+    # 10. Run it exactly again: the trainer writes the same LoRA file.
+    page.locator("#run-exact").click()
+    expect(page).to_have_url(re.compile(r"/runs/\d+/$"))
+    repeat_id = int(re.search(r"/runs/(\d+)/$", page.url)[1])
+    assert repeat_id != run_id
+    expect(page.locator("#run-status")).to_have_class(
+        re.compile("status-succeeded"), timeout=FINISH_MS
+    )
+    expect(page.locator("#run-message")).to_contain_text(
+        f"Reproduced run #{run_id}: the trainer wrote the same LoRA file"
+    )
+
+    # 11. Compare the two: the same parameters and dataset, two curves, samples side by side.
+    page.locator("#run-compare").click()
+    expect(page).to_have_url(re.compile(rf"/runs/compare/\?a={run_id}&b={repeat_id}$"))
+    expect(page.locator("#compare-params tr.differs")).to_have_count(0)
+    expect(page.locator("#compare-dataset")).to_contain_text("The same images and captions.")
+    expect(page.locator("svg[data-curves='2'] polyline")).to_have_count(2)
+    expect(page.locator("#compare-samples img")).to_have_count(2 * 5 * len(PROMPTS))
+
+    # 12. The report: write the purpose; the contact sheet, loss curve and hashes show.
+    page.goto(f"/runs/{run_id}/report/")
+    page.fill("#id_purpose", "Does the demo learn four shapes in five epochs?")
+    page.get_by_role("button", name="Save purpose").click()
+    expect(page.locator("#report-purpose")).to_contain_text("four shapes in five epochs")
+    expect(page.locator("#contact-sheet img")).to_have_count(4)
+    assert int(page.locator("#report-loss polyline").get_attribute("data-count")) > 3
+    expect(page.locator("#report-files")).to_contain_text("as the trainer wrote it")
+    page.screenshot(path=str(tmp_path / "report.png"), full_page=True)
+
+    # 13. Its PDF opens and holds the loss curve.
+    from pypdf import PdfReader
+
+    response = page.request.get(f"/runs/{run_id}/report.pdf")
+    assert response.ok and response.headers["content-type"] == "application/pdf"
+    pdf = PdfReader(io.BytesIO(response.body()))
+    text = "".join(p.extract_text() for p in pdf.pages)
+    assert "Loss curve" in text and "four shapes in five epochs" in text
+    forms = [name for p in pdf.pages for name in (p["/Resources"].get("/XObject") or {})]
+    assert any("LossCurve" in name for name in forms)

@@ -11,7 +11,7 @@ from training.admin.actions import REFUSALS, RUN_ACTIONS, RunActionForm, refusal
 from training.admin.common import ReadOnlyInline, mib
 from training.choices import ACTIVE, TERMINAL
 from training.estimates import about
-from training.models import LoraArtifact, RunEvent, SampleImage, TrainingRun
+from training.models import LoraArtifact, RunEvent, RunProvenance, SampleImage, TrainingRun
 from training.services import reprioritise_run
 from training.timing import estimate_accuracy, estimated_and_actual
 
@@ -42,12 +42,39 @@ class RunEventInline(ReadOnlyInline):
 
 class LoraArtifactInline(ReadOnlyInline):
     model = LoraArtifact
-    fields = ("kind", "epoch", "step", "file", "size", "sha256", "published_path")
+    fields = ("kind", "epoch", "step", "file", "size", "sha256", "trainer_sha256", "published_path")
     readonly_fields = fields
 
     @admin.display(description="Size")
     def size(self, artifact):
         return f"{artifact.size_bytes / 1_048_576:.1f} MB"
+
+
+class RunProvenanceInline(admin.StackedInline):
+    """What made the run, captured when its trainer started: shown, never changed."""
+
+    model = RunProvenance
+    can_delete = False
+    fields = (
+        "captured_at",
+        "dataset_sha256",
+        "base_model_sha256",
+        "node_name",
+        "gpu_name",
+        "driver",
+        "sdscripts_version",
+        "packages",
+        "lorastudio_version",
+        "base_model",
+        "subsets",
+    )
+    readonly_fields = fields
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
 
 
 class SampleImageInline(ReadOnlyInline):
@@ -134,6 +161,9 @@ class TrainingRunAdmin(SimpleHistoryAdmin):
         "argv_text",
         "dataset_config",
         "work_dir",
+        "exact",
+        "gpu_seconds",
+        "energy_wh",
         *PROCESS_FIELDS,
     )
     fieldsets = (
@@ -176,6 +206,10 @@ class TrainingRunAdmin(SimpleHistoryAdmin):
             },
         ),
         (
+            "Purpose, repeat, GPU time and energy",
+            {"fields": ("purpose", "exact", "gpu_seconds", "energy_wh")},
+        ),
+        (
             "Exact command (for reproducibility)",
             {"fields": ("argv_text", "dataset_config", "work_dir")},
         ),
@@ -184,7 +218,7 @@ class TrainingRunAdmin(SimpleHistoryAdmin):
             {"fields": PROCESS_FIELDS},
         ),
     )
-    inlines = [RunEventInline, LoraArtifactInline, SampleImageInline]
+    inlines = [RunEventInline, RunProvenanceInline, LoraArtifactInline, SampleImageInline]
     actions = RUN_ACTIONS
     action_form = RunActionForm
 

@@ -2,12 +2,15 @@
 
 A LoRA is complete once the trainer announces the next one (or exits), so the runner
 collects a file when the following "saving checkpoint" line arrives and everything at the
-end. Each file is hard-linked (or copied) to MEDIA_ROOT/runs/<id>/ and recorded once.
+end. Each file is hashed as the trainer wrote it, given LoRA Studio's lorastudio_* metadata
+(the run's provenance keys), hashed again, hard-linked (or copied) to MEDIA_ROOT/runs/<id>/
+and recorded once.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import re
 import shutil
@@ -17,12 +20,15 @@ from pathlib import Path
 from django.conf import settings
 
 from lorastudio.safepath import inside, safe_name
+from sdscripts.lora_file import NotSafetensors, add_metadata
 from training.choices import ArtifactKind
 from training.models import LoraArtifact
 
 _EPOCH_FILE = re.compile(r"-(\d{6})\.safetensors$")
 _EPOCH_STATE = re.compile(r"-(\d{6})-state$")
 _STEP_FILE = re.compile(r"-step(\d{8})\.safetensors$")
+
+logger = logging.getLogger(__name__)
 
 
 def sha256_of(path: Path) -> str:
@@ -60,10 +66,13 @@ def artifact_kind(name: str) -> tuple[str, int | None, int | None]:
 class LoraCollector:
     """Records each LoRA file of one run once; publishes the final one."""
 
-    def __init__(self, run, output_dir: Path, output_name: str):
+    def __init__(
+        self, run, output_dir: Path, output_name: str, stamp: dict[str, str] | None = None
+    ):
         self.run = run
         self.output_dir = Path(output_dir)
         self.output_name = output_name
+        self.stamp = dict(stamp or {})  # metadata keys added to every LoRA file
         self.collected: set[str] = set()
         self.announced: list[str] = []
 
@@ -83,6 +92,12 @@ class LoraCollector:
             return None
         self.collected.add(str(path))
         kind, epoch, step = artifact_kind(path.name)
+        trainer_sha256 = sha256_of(path)
+        if self.stamp:
+            try:
+                add_metadata(path, self.stamp)
+            except NotSafetensors as exc:  # kept as the trainer wrote it; the run decides
+                logger.warning("Run %s: no metadata added to %s: %s", self.run.pk, path, exc)
         return LoraArtifact.objects.create(
             run=self.run,
             kind=kind,
@@ -91,6 +106,7 @@ class LoraCollector:
             file=store_file(self.run.pk, path),
             size_bytes=path.stat().st_size,
             sha256=sha256_of(path),
+            trainer_sha256=trainer_sha256,
         )
 
     def collect_all(self) -> Path:

@@ -30,6 +30,8 @@ from training.execution.samples import SampleCollector
 from training.execution.watch import Heartbeat, Watch, cancel_requested
 from training.lifecycle import TransitionError, transition
 from training.models import TrainingRun
+from training.provenance import capture as provenance
+from training.provenance.exact import check_before_start, reproduction_note
 
 logger = logging.getLogger(__name__)
 
@@ -56,14 +58,23 @@ class Runner:
             with Heartbeat(run.pk):
                 job, command = workdir.prepare(run, run.node)
                 self.say(f"[LoRA Studio] Work directory {job.work_dir}")
+                # Hashing a new model file takes minutes: the heartbeat thread covers it.
+                record = provenance.capture(run, job, command)
+                check_before_start(run, record)
                 memory.make_room(run, self.say)
-            self.loras = LoraCollector(run, Path(job.output_dir), job.output_name)
+            self.say(
+                f"[LoRA Studio] Provenance: dataset {record.dataset_sha256}, "
+                f"base model {record.base_model_sha256}, trainer {record.sdscripts_version}"
+            )
+            stamp = provenance.lora_metadata(record)
+            self.loras = LoraCollector(run, Path(job.output_dir), job.output_name, stamp)
             self.samples = SampleCollector(
                 run.pk, Path(job.output_dir) / "sample", prompts=job.sample_prompts
             )
             if cancel_requested(run.pk):
                 self._end(RunStatus.CANCELLED, note="Cancelled before the trainer started.")
                 return RunStatus.CANCELLED
+            record.save()  # captured at start, never changed (RunProvenance.save)
             self.start(job.work_dir, command)
             self.watch = Watch(
                 run, self.trainer, log=self.log, loras=self.loras, samples=self.samples
@@ -142,6 +153,8 @@ class Runner:
         if outcome.status == "succeeded":
             published = self.loras.publish(self.run.node.lora_dir)
             note = outcome.message + (f" Published to {published}." if published else "")
+            if reproduced := reproduction_note(self.run):
+                note += " " + reproduced
             self._end(RunStatus.SUCCEEDED, note=note, changes=changes)
         elif outcome.status == "cancelled":
             self._end(RunStatus.CANCELLED, note=outcome.message, changes=changes)

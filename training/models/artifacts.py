@@ -24,6 +24,9 @@ class LoraArtifact(models.Model):
     file = models.FileField(upload_to=run_file_upload_to, max_length=500)
     size_bytes = models.PositiveBigIntegerField(default=0)
     sha256 = models.CharField(max_length=64, blank=True)
+    # The file exactly as the trainer wrote it, before LoRA Studio added its lorastudio_*
+    # metadata (which names the run): what "run exactly again" reproduces.
+    trainer_sha256 = models.CharField(max_length=64, blank=True)
     published_path = models.CharField(max_length=500, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 

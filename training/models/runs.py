@@ -110,6 +110,19 @@ class TrainingRun(models.Model):
     rerun_of = models.ForeignKey(
         "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="reruns"
     )
+    # "Run exactly again": the runner refuses to start unless the dataset content and model
+    # files are still those of rerun_of's provenance (training.provenance.exact).
+    exact = models.BooleanField(
+        default=False, editable=False, help_text="Run exactly again: rerun_of's very inputs."
+    )
+    purpose = models.TextField(
+        blank=True, max_length=2000, help_text="Why this run was made (shown on its report)."
+    )
+    # Summed by the node agent from the GPU's power readings while the run holds it
+    # (training.energy); power_sampled_at is the last reading counted.
+    gpu_seconds = models.FloatField(default=0.0, editable=False)
+    energy_wh = models.FloatField(default=0.0, editable=False)
+    power_sampled_at = models.DateTimeField(null=True, blank=True, editable=False)
     # The new-run form this run was submitted from (a random id in the form): a second POST
     # of the same form finds this run instead of creating another.
     form_token = models.UUIDField(null=True, blank=True, editable=False)
@@ -127,6 +140,9 @@ class TrainingRun(models.Model):
             "heartbeat_at",
             "vram_peak_mib",
             "form_token",
+            "gpu_seconds",
+            "energy_wh",
+            "power_sampled_at",
         ]
     )
     objects = TrainingRunQuerySet.as_manager()

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import logging
 import os
+from datetime import datetime
 
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from training.energy import record_power
 from training.execution.process import group_pids
 from training.models import GPU, BaseModel, GPUNode, TrainingRun
 from training.nodes import comfyui, nvml
@@ -50,7 +52,7 @@ def model_files_present(node: GPUNode) -> dict[str, bool]:
 
 
 @transaction.atomic
-def beat(node_name: str | None = None) -> GPUNode:
+def beat(node_name: str | None = None, *, now: datetime | None = None) -> GPUNode:
     """Register or refresh this machine's node and its GPUs; return the node.
 
     1. Create the GPUNode row the first time (enabled, default work dir).
@@ -58,6 +60,8 @@ def beat(node_name: str | None = None) -> GPUNode:
        "no NVIDIA GPU found" status message instead of an error.
     3. Stamp the node's heartbeat (this locks the node row first, as dispatch does).
     4. Update or create one GPU row per device; rows of GPUs that vanished get 0 MiB free.
+    5. Count each GPU's power reading into the run holding it (training.energy).
+    `now` is the reading's time (tests give it; the agent's loop leaves it to the clock).
     """
     name = node_name or settings.LORASTUDIO_NODE
     node, created = GPUNode.objects.get_or_create(
@@ -69,7 +73,7 @@ def beat(node_name: str | None = None) -> GPUNode:
         settings.LORASTUDIO_GPU_BACKEND, settings.LORASTUDIO_FAKE_GPUS, own_pids=_own_pids(node)
     )
     reclaimable = _reclaimable(node) if report.gpus else {}
-    now = timezone.now()
+    now = now or timezone.now()
     # Stamp (and so lock) the node row before the GPU rows: dispatch's claim locks the node
     # first too, and the opposite order deadlocks on PostgreSQL (claim's run row refers to
     # a GPU row that update_or_create holds FOR UPDATE).
@@ -98,6 +102,7 @@ def beat(node_name: str | None = None) -> GPUNode:
         )
         seen.append(reading.index)
     node.gpus.exclude(index__in=seen).update(free_mib=0, reclaimable_mib=0, updated_at=now)
+    record_power(node, report.gpus, now)
     node.last_heartbeat = now
     node.status_message = report.message
     return node

@@ -39,20 +39,27 @@ class GpuReport:
 
 
 def parse_fake_gpus(spec: str) -> tuple[GpuReading, ...]:
-    """Parse "24576:RTX 4090,8192/4096" (total MiB[/free MiB][:name], comma-separated)."""
+    """Parse "24576@300:RTX 4090,8192/4096" (total MiB[/free MiB][@power W][:name],
+    comma-separated). The power (default 0 W) is what the GPU draws at every reading: the
+    node agent sums it into the energy of the run holding the GPU."""
     gpus = []
     for index, item in enumerate(part.strip() for part in spec.split(",") if part.strip()):
         sizes, _, name = item.partition(":")
+        sizes, _, power_text = sizes.partition("@")
         total_text, _, free_text = sizes.partition("/")
         try:
             total = int(total_text)
             free = int(free_text) if free_text else total
+            power = int(power_text) if power_text.strip() else 0
         except ValueError as exc:
             raise ValueError(
-                f"Bad fake GPU {item!r}: use TOTAL_MIB[/FREE_MIB][:NAME], e.g. 24576:RTX 4090"
+                f"Bad fake GPU {item!r}: use TOTAL_MIB[/FREE_MIB][@WATTS][:NAME], "
+                "e.g. 24576@300:RTX 4090"
             ) from exc
         if total <= 0 or not 0 <= free <= total:
             raise ValueError(f"Bad fake GPU {item!r}: need 0 <= free <= total and total > 0")
+        if power < 0:
+            raise ValueError(f"Bad fake GPU {item!r}: the power is 0 W or more")
         gpus.append(
             GpuReading(
                 index=index,
@@ -64,7 +71,7 @@ def parse_fake_gpus(spec: str) -> tuple[GpuReading, ...]:
                 used_by_others_mib=total - free,
                 utilization_pct=0,
                 temperature_c=30,
-                power_w=0,
+                power_w=power,
             )
         )
     return tuple(gpus)
