@@ -6,6 +6,7 @@ import io
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -175,3 +176,21 @@ def stop_process(proc: subprocess.Popen, grace: float = 15.0) -> None:
     log = getattr(proc, "log_file", None)
     if log is not None:
         log.close()
+
+
+def free_port() -> int:
+    """A TCP port nothing listens on now (for a server a test starts)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def port_open(port: int) -> bool:
+    """Whether something accepts connections on 127.0.0.1:`port`."""
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def logs_text(paths, tail: int = 4000) -> str:
+    """The ends of the processes' log files, for a failure message."""
+    return "\n".join(f"--- {p.name}\n{p.read_text(errors='replace')[-tail:]}" for p in paths)

@@ -18,22 +18,16 @@ from __future__ import annotations
 import io
 import os
 import re
-import secrets
-import socket
-import subprocess
-import sys
 import time
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import pytest
-from django.conf import settings
 from safetensors import safe_open
 
-from lorastudio.envconfig import parse_database_url
 from sdscripts.lora_file import read_metadata
 from tests.factories import make_image_bytes
-from tests.queue_helpers import start_process, stop_process
+from tests.queue_helpers import logs_text
+from tests.system.browser_stack import DEMO_MODEL, NODE, STUDENT
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -45,16 +39,12 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--no-first-run",
 ]
-NODE = "browser-node"
-DEMO_MODEL = "Demo toy model (CPU)"
-STUDENT = "dana"
 # No prompt typed and no caption written: the run samples its trigger word.
 PROMPTS = ["sks"]
 # Where the new-run page's screenshots go (not committed; the note names them).
 SCREENSHOTS = Path(os.environ.get("LORASTUDIO_SCREENSHOTS", "/tmp/lorastudio-screenshots"))
 # The widths the page must read well at: a laptop and a phone.
 WIDTHS = {1280: 800, 390: 844}
-STARTUP_S = 90
 LIVE_MS = 120_000  # per live step: the demo run takes ~10-60 s on a small machine
 FINISH_MS = 240_000
 
@@ -72,139 +62,6 @@ pytestmark = [
         not os.path.exists(CHROMIUM), reason=f"{CHROMIUM} is missing (Debian's chromium)"
     ),
 ]
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _port_open(port: int) -> bool:
-    with socket.socket() as sock:
-        return sock.connect_ex(("127.0.0.1", port)) == 0
-
-
-def _pg_connect(db: dict, name: str):
-    import psycopg
-
-    return psycopg.connect(
-        dbname=name,
-        user=db["USER"] or None,
-        password=db["PASSWORD"] or None,
-        host=db["HOST"] or None,
-        port=db["PORT"] or None,
-        autocommit=True,
-    )
-
-
-@pytest.fixture
-def stack_database(tmp_path):
-    """A DATABASE_URL for a database of the stack's own, created fresh for this test."""
-    url = os.environ.get("DATABASE_URL", "")
-    if not url.startswith(("postgres://", "postgresql://", "pgsql://")):
-        yield f"sqlite:///{tmp_path / 'browser.sqlite3'}"
-        return
-    from psycopg import sql
-
-    db = parse_database_url("DATABASE_URL", url)
-    name = f"lorastudio_browser_{secrets.token_hex(4)}"
-    with _pg_connect(db, db["NAME"]) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    try:
-        yield urlunsplit(urlsplit(url)._replace(path=f"/{name}"))
-    finally:
-        with _pg_connect(db, db["NAME"]) as conn:
-            conn.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-            )
-
-
-@pytest.fixture
-def stack(tmp_path, stack_database, monkeypatch):
-    """daphne + qcluster + node_agent on a fresh data folder and database.
-
-    Yields (base URL, student password, log paths). The student is made with a password
-    generated here; the app has no default password.
-    """
-    monkeypatch.setenv("PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD", "1")
-    data = tmp_path / "data"
-    password = secrets.token_urlsafe(16)
-    env = dict(os.environ)
-    env.update(
-        DATABASE_URL=stack_database,
-        LORASTUDIO_DATA_DIR=str(data),
-        LORASTUDIO_MEDIA_DIR=str(data / "media"),
-        LORASTUDIO_WORK_DIR=str(data / "work"),
-        LORASTUDIO_ENV_FILE=os.devnull,
-        LORASTUDIO_NODE=NODE,
-        LORASTUDIO_GPU_BACKEND="fake",
-        LORASTUDIO_FAKE_GPUS="24576:Browser 24G",
-        LORASTUDIO_HEARTBEAT_SECONDS="1",
-        LORASTUDIO_Q_POLL="0.05",
-        LORASTUDIO_Q_SYNC="False",
-        DEBUG="False",
-        SECRET_KEY=secrets.token_urlsafe(50),
-        ALLOWED_HOSTS="127.0.0.1,localhost",
-        # Slow steps keep the run live long enough to watch it grow on any machine.
-        DEMO_TRAINER_STEP_DELAY="0.15",
-        PYTHONUNBUFFERED="1",
-    )
-    manage = [sys.executable, "manage.py"]
-
-    def setup(*args: str, **extra: str) -> None:
-        done = subprocess.run(
-            [*manage, *args],
-            cwd=settings.BASE_DIR,
-            env={**env, **extra},
-            capture_output=True,
-            text=True,
-            timeout=180,
-        )
-        assert done.returncode == 0, f"manage.py {args[0]} failed:\n{done.stdout}\n{done.stderr}"
-
-    setup("migrate", "--noinput")
-    setup(
-        "shell",
-        "-c",
-        "import os\n"
-        "from django.contrib.auth import get_user_model\n"
-        f"get_user_model().objects.create_user({STUDENT!r}, "
-        "password=os.environ['BROWSER_TEST_PASSWORD'])\n",
-        BROWSER_TEST_PASSWORD=password,
-    )
-    setup("register_base_model", "--name", DEMO_MODEL, "--architecture", "demo")
-
-    port = _free_port()
-    procs, logs = {}, []
-
-    def start(name: str, argv: list[str], **extra: str) -> None:
-        logs.append(tmp_path / f"{name}.log")
-        procs[name] = start_process(argv, {**env, **extra}, logs[-1])
-
-    try:
-        start("qcluster", [*manage, "qcluster"], LORASTUDIO_DB_PERSISTENT="True")
-        start("node_agent", [*manage, "node_agent"], LORASTUDIO_DB_PERSISTENT="True")
-        start(
-            "daphne",
-            [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port)]
-            + ["lorastudio.asgi:application"],
-        )
-        deadline = time.monotonic() + STARTUP_S
-        while not _port_open(port):
-            dead = [name for name, proc in procs.items() if proc.poll() is not None]
-            if dead or time.monotonic() > deadline:
-                why = f"{', '.join(dead)} exited" if dead else "timed out"
-                pytest.fail(f"{why} waiting for daphne\n{_logs(logs)}")
-            time.sleep(0.2)
-        yield f"http://127.0.0.1:{port}", password, logs
-    finally:
-        for proc in procs.values():
-            stop_process(proc, grace=10.0)
-
-
-def _logs(paths) -> str:
-    return "\n".join(f"--- {p.name}\n{p.read_text(errors='replace')[-4000:]}" for p in paths)
 
 
 def _upload_files() -> list[dict]:
@@ -288,7 +145,7 @@ def test_student_trains_a_demo_lora_in_the_browser(stack, tmp_path):
             _repeat_compare_and_report(page, run_id, tmp_path)
         except Exception:
             page.screenshot(path=str(tmp_path / "failure.png"), full_page=True)
-            print(f"Screenshot: {tmp_path / 'failure.png'}\n{_logs(logs)}")
+            print(f"Screenshot: {tmp_path / 'failure.png'}\n{logs_text(logs)}")
             raise
         finally:
             browser.close()

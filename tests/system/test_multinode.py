@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 import sys
 import time
 
@@ -27,7 +26,10 @@ from tests.factories import make_base_model
 from tests.queue_helpers import (
     cluster_env,
     fake_sdscripts,
+    free_port,
+    logs_text,
     make_image_dataset,
+    port_open,
     start_process,
     stop_process,
     submit_demo,
@@ -56,29 +58,14 @@ BIG_NEED_MIB, SMALL_NEED_MIB = 30000, 6000
 FLOOD_LINES = 200
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _logs(paths) -> str:
-    return "\n".join(f"--- {p.name}\n{p.read_text(errors='replace')[-3000:]}" for p in paths)
-
-
 def _wait(predicate, what: str, procs: dict, log_paths) -> None:
     deadline = time.monotonic() + DEADLINE_S
     while not predicate():
         dead = [name for name, proc in procs.items() if proc.poll() is not None]
         if dead or time.monotonic() > deadline:
             why = f"{', '.join(dead)} exited" if dead else "timed out"
-            pytest.fail(f"{why} waiting for {what}\n{_logs(log_paths)}")
+            pytest.fail(f"{why} waiting for {what}\n{logs_text(log_paths, 3000)}")
         time.sleep(0.2)
-
-
-def _port_open(port: int) -> bool:
-    with socket.socket() as sock:
-        return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
 @pytest.fixture
@@ -94,7 +81,7 @@ def lab(tmp_path, transactional_db):
         logs.append(tmp_path / f"{name}.log")
         procs[name] = start_process(argv, env, logs[-1])
 
-    port = _free_port()
+    port = free_port()
     try:
         for node, gpus in NODES.items():
             env = cluster_env(
@@ -112,7 +99,7 @@ def lab(tmp_path, transactional_db):
             [*web, "lorastudio.asgi:application"],
             cluster_env("mn-web", LORASTUDIO_DB_PERSISTENT="False"),
         )
-        _wait(lambda: _port_open(port), "daphne to listen", procs, logs)
+        _wait(lambda: port_open(port), "daphne to listen", procs, logs)
         _wait(
             lambda: (
                 GPUNode.objects.online()
@@ -203,14 +190,16 @@ def test_runs_land_on_nodes_that_fit_and_stream_their_logs_through_daphne(
     failures = {
         label: repr(result) for label, result in seen.items() if isinstance(result, Exception)
     }
-    assert not failures, f"{failures}\n{_logs(logs)}"
+    assert not failures, f"{failures}\n{logs_text(logs, 3000)}"
 
     ended = {
         label: TrainingRun.objects.select_related("node", "gpu").get(pk=r.pk)
         for label, r in runs.items()
     }
     for label, run in ended.items():
-        assert run.status == RunStatus.SUCCEEDED, f"{label}: {run.status_message}\n{_logs(logs)}"
+        assert run.status == RunStatus.SUCCEEDED, (
+            f"{label}: {run.status_message}\n{logs_text(logs, 3000)}"
+        )
     placed = {label: (run.node.name, run.gpu and run.gpu.total_mib) for label, run in ended.items()}
     assert placed["big"] == ("mn-big", 49152), placed  # the only GPU that holds it
     assert placed["small"] == ("mn-small", 8192), placed  # best fit
