@@ -187,6 +187,12 @@ LORASTUDIO_REQUIRE_APPROVAL = env_bool("LORASTUDIO_REQUIRE_APPROVAL", False)
 # A student's unfinished runs (waiting for approval, queued or training) at most; staff have
 # no limit. Checked by the plan (training/planning.py) under the owner's row lock at submit.
 LORASTUDIO_MAX_ACTIVE_RUNS_PER_USER = env_int("LORASTUDIO_MAX_ACTIVE_RUNS_PER_USER", 3, minimum=1)
+# Evaluations (training/evaluation/): the most images one may render, and how long one image
+# may take on the inference server (the first one loads the base model).
+LORASTUDIO_MAX_EVAL_IMAGES = env_int("LORASTUDIO_MAX_EVAL_IMAGES", 200, minimum=1)
+LORASTUDIO_EVAL_IMAGE_TIMEOUT_SECONDS = env_float(
+    "LORASTUDIO_EVAL_IMAGE_TIMEOUT_SECONDS", 900.0, minimum=0.1
+)
 
 # --- Websockets -----------------------------------------------------------------------------
 # An open socket re-checks the login behind it before every push and this often, and closes

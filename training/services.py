@@ -66,6 +66,7 @@ def submit_run(
     priority: int = 0,
     rerun_of: TrainingRun | None = None,
     form_token: uuid.UUID | None = None,
+    evaluate_after: bool | None = None,
 ) -> TrainingRun:
     """Plan a new run and queue it (or send it for approval); returns it.
 
@@ -114,6 +115,12 @@ def submit_run(
         vram_estimate_mib=plan.vram.estimate_mib,
         plan=plan.record(),
         form_token=form_token,
+        # Not given: the preset's setting (runs without a preset are evaluated).
+        evaluate_after=(
+            evaluate_after
+            if evaluate_after is not None
+            else (preset.evaluate_after if preset is not None else True)
+        ),
     )
     run.full_clean()
     run.save()
@@ -178,6 +185,7 @@ def rerun(run: TrainingRun, *, by=None) -> TrainingRun:
         sample_prompts=run.sample_prompts,
         priority=run.priority,
         rerun_of=run,
+        evaluate_after=run.evaluate_after,
     )
 
 

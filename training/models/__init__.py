@@ -2,12 +2,15 @@
 
 from training.models.artifacts import LoraArtifact, SampleImage
 from training.models.catalog import BaseModel, Preset
+from training.models.evaluation import Evaluation, EvaluationImage
 from training.models.nodes import GPU, GPUNode
 from training.models.runs import RunEvent, RunLog, TrainingRun
 
 __all__ = [
     "GPU",
     "BaseModel",
+    "Evaluation",
+    "EvaluationImage",
     "GPUNode",
     "LoraArtifact",
     "Preset",
