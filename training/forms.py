@@ -81,6 +81,13 @@ class RunForm(forms.Form):
         ),
     )
 
+    evaluate_after = forms.BooleanField(
+        required=False,
+        label="Evaluate after training",
+        help_text="When it succeeds, render its epochs at several strengths in the lab's "
+        "ComfyUI/SwarmUI, beside the base model (where its node has one).",
+    )
+
     # A random id per rendered form: the submit service makes at most one run per id, so a
     # form posted twice (double click, reload, back and submit) creates one run.
     form_token = forms.UUIDField(required=False, initial=uuid.uuid4, widget=forms.HiddenInput)
@@ -97,6 +104,7 @@ class RunForm(forms.Form):
         if preset is not None:
             models = models.filter(architecture=preset.architecture)
             self.fields["preset"].initial = preset.pk
+            self.fields["evaluate_after"].initial = preset.evaluate_after
         self.fields["base_model"].queryset = models
         if models.count() == 1:
             self.fields["base_model"].initial = models.first().pk

@@ -123,6 +123,7 @@ def run_create(request):
                     sample_prompts=form.cleaned_data["sample_prompts"],
                     by=request.user,
                     form_token=form.cleaned_data["form_token"],
+                    evaluate_after=form.cleaned_data["evaluate_after"],
                 )
             except services.AlreadySubmitted as exc:
                 messages.info(request, str(exc))
@@ -172,6 +173,7 @@ def run_detail(request, pk: int):
         "argv_text": command_text(run.argv or []),
         "log_chunks": RunLog.objects.filter(run=run).count(),
     }
+    context.update(evaluation_context(run))  # includes/evaluation_grid.html
     return render(request, "training/run_detail.html", context)
 
 
@@ -206,6 +208,12 @@ def run_rerun(request, pk: int):
         messages.success(request, f"Run #{new.pk} submitted with the same parameters.")
         return redirect("training:run-detail", pk=new.pk)
     return redirect("training:run-detail", pk=run.pk)
+
+
+def evaluation_context(run: TrainingRun) -> dict:
+    from training.evaluation.views import evaluation_context as context_of
+
+    return context_of(run)
 
 
 def _file_response(field, *, as_attachment: bool) -> FileResponse:
