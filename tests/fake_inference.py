@@ -9,7 +9,8 @@ a worker thread that runs prompts in order, `/history/<id>` `{}` until done; a L
 file is not a safetensors file fails in execution (`status_str: "error"`, messages as the
 fork's strings, or upstream's `[event, data]` pairs with `upstream_messages`); `/view`;
 `/ws?clientId=` with `progress` and `executing` (node null when done); `/free`, `/interrupt`.
-A LoRA is read once per name and kept until `/free`, as ComfyUI's cache does.
+A LoRA is read once per name and kept until `/free`, as ComfyUI's cache does; a picture at
+strength exactly 0 carries the LoRA applied before it, as a real one did (render.BASE_STRENGTH).
 
 Pictures are deterministic: their colour comes from the checkpoint, the LoRA's bytes (unless
 the strength is 0: LoraLoader returns the model unchanged then), the strength, seed and prompt.
@@ -89,6 +90,10 @@ class FakeComfyUI:
         self.history: dict[str, dict] = {}
         self.files: dict[tuple[str, str, str], bytes] = {}
         self.lora_cache: dict[str, bytes] = {}
+        # The LoRA the model's weights carry: a real ComfyUI 0.12 rendered strength exactly 0
+        # (LoraLoader hands back the checkpoint's model object) with the weights the previous
+        # LoRA left; any other strength patches them afresh.
+        self.patched: tuple[bytes, float] | None = None
         self.frees = 0
         self.sockets: dict[str, queue.Queue] = {}
         self.jobs: queue.Queue = queue.Queue()
@@ -172,7 +177,11 @@ class FakeComfyUI:
         lora = nodes.get("LoraLoader", {})
         strength = lora.get("strength_model", 0)
         lora_bytes = b""
-        if strength:
+        if strength == 0 and self.patched is not None:
+            lora_bytes, strength = self.patched  # the weights as the last LoRA left them
+        elif abs(strength) < 1e-6:  # patched so little that the weights are the base's
+            strength, self.patched = 0, None
+        elif strength:
             name = lora["lora_name"]
             if name not in self.lora_cache:  # read once per name, until /free
                 self.lora_cache[name] = (self.folders["loras"] / name).read_bytes()
@@ -187,6 +196,7 @@ class FakeComfyUI:
                 )  # fmt: skip
                 status = {"status_str": "error", "completed": False, "messages": messages}
                 return {"prompt": [0, prompt_id, workflow], "outputs": {}, "status": status}
+            self.patched = (lora_bytes, strength)
         sampler = nodes["KSampler"]
         for step in range(1, int(sampler["steps"]) + 1):
             time.sleep(self.delay / max(1, int(sampler["steps"])))
@@ -262,6 +272,7 @@ class FakeComfyUI:
                 if self.path == "/free":
                     fake.frees += 1
                     fake.lora_cache.clear()
+                    fake.patched = None
                     return self._answer({})
                 if self.path == "/interrupt":
                     return self._answer({})

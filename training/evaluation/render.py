@@ -23,6 +23,12 @@ from training.evaluation.clients import ComfyUI, InferenceError, SwarmUI
 from training.evaluation.workflow import NameNotListed
 
 STAGE_FOLDER = "lorastudio-eval"
+# The strength the base-model column (strength 0) is rendered at on ComfyUI. At exactly 0
+# LoraLoader hands back the checkpoint's own model object, and a real ComfyUI 0.12 rendered
+# that with the weights of the LoRA applied just before (mean pixel difference 11-15 from a
+# clean base, seen on these machines); a LoRA clone at 1e-12 made it restore the weights
+# first and gave the clean base's exact pixels every time (docs/evaluation.md).
+BASE_STRENGTH = 1e-12
 LIST_WAIT_S = 10.0  # how long a copied LoRA may take to show up in the server's list
 ROLE_LABELS = {
     "checkpoint": "checkpoint",
@@ -128,7 +134,7 @@ class ComfyRenderer:
         values = {
             **self.names,
             "lora": self.loras[cell.checkpoint["epoch"]],
-            "strength": cell.strength,
+            "strength": cell.strength or BASE_STRENGTH,
             "seed": cell.seed,
             "prompt": (self.arch.inference.prompt_prefix or "") + cell.prompt,
             **self.settings,

@@ -10,6 +10,7 @@ from sdscripts.architectures import ARCHITECTURES
 from tests.training.evaluation.conftest import LORA_FINAL, NOT_A_LORA
 from training.evaluation import workflow
 from training.evaluation.clients import ComfyUI, InferenceError, SwarmUI
+from training.evaluation.render import BASE_STRENGTH
 
 
 def sd15_workflow(lora: str, *, strength: float = 1.0, seed: int = 1, ckpt=None) -> dict:
@@ -59,8 +60,13 @@ def test_queue_history_and_view_give_a_deterministic_picture(comfy, folders):
     assert Image.open(io.BytesIO(first)).size == (64, 64)
     assert render(client, sd15_workflow("a.safetensors")) == first  # same seed, same bytes
     assert render(client, sd15_workflow("a.safetensors", seed=2)) != first
-    base = render(client, sd15_workflow("a.safetensors", strength=0))
-    assert base != first  # strength 0 is the base model, other pixels than strength 1
+    # The base model: at exactly 0 the server renders the weights the last LoRA left (as a
+    # real ComfyUI did); at BASE_STRENGTH it restores them first.
+    assert render(client, sd15_workflow("a.safetensors", strength=0, seed=1)) == first
+    base = render(client, sd15_workflow("a.safetensors", strength=BASE_STRENGTH))
+    assert base != first
+    comfy.patched = None  # a server that has rendered no LoRA yet
+    assert render(client, sd15_workflow("a.safetensors", strength=0, seed=1)) == base
     paths = [p for m, p in comfy.calls]
     assert "/prompt" in paths and any(p.startswith("/history/") for p in paths)
     assert "/view" in paths

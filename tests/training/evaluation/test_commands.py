@@ -53,7 +53,9 @@ def test_wait_follows_it_and_exits_0_when_it_succeeded(finished_run, monkeypatch
     # The node's cluster, inline: django-q2 runs a task where it is sent (sync).
     monkeypatch.setattr(Conf, "SYNC", True)
     out = run("evaluate", str(finished_run.pk), "--epochs", "last", "--wait")
-    assert "Evaluation #1 succeeded: 16/16 images" in out  # 4 base + 3 strengths × 2 × 2
+    evaluation = Evaluation.objects.get()
+    # 2 prompts × 2 seeds × (the base + strengths 0.5, 0.8, 1).
+    assert f"Evaluation #{evaluation.pk} succeeded: 16/16 images" in out
 
 
 @pytest.mark.django_db(transaction=True)

@@ -70,6 +70,18 @@ def test_renders_every_cell_once_and_the_base_model_once_per_seed_and_prompt(
     assert "running → succeeded" in notes[-1] and "28 images" in notes[-1]
 
 
+def test_the_base_column_is_the_base_model_after_a_lora_was_applied(finished_run, comfy):
+    first = evaluate(finished_run, epochs="last", strengths="0,1", seeds="1", prompts=["a"])
+    # The server's weights now carry epoch 2 at strength 1 (its last picture).
+    second = evaluate(finished_run, epochs="last", strengths="0,1", seeds="1", prompts=["a"])
+    cell = {
+        (i.evaluation_id, i.strength): pixels(i)
+        for i in (*first.images.all(), *second.images.all())
+    }
+    assert cell[(second.pk, 0.0)] == cell[(first.pk, 0.0)] != cell[(second.pk, 1.0)]
+    assert [w["2"]["inputs"]["strength_model"] for w in comfy.prompts] == [1e-12, 1.0] * 2
+
+
 def test_chosen_epochs_strengths_seeds_and_typed_prompts(finished_run, comfy):
     evaluation = evaluate(
         finished_run, epochs="last", strengths="1", seeds="7", prompts=["a red sks", " "]
