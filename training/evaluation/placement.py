@@ -8,7 +8,8 @@ node, and needs its architecture's memory figure there. The rules, both ways, li
   the evaluation's figure as taken (`training_room_mib`), and its runner does not ask
   ComfyUI to free memory while an evaluation renders;
 - a node whose inference server is stopped for training (mode "stop") renders nothing while
-  a run trains there, and takes no training run while an evaluation renders.
+  a run trains there or until its server answers again (`GPUNode.inference_stopped`), and
+  takes no training run while an evaluation renders.
 
 `dispatch_evaluations` runs first in every dispatch (evaluations are short); `reap_evaluations`
 frees evaluations whose worker went silent, as the reaper does for runs.
@@ -82,7 +83,9 @@ def place(evaluation: Evaluation, nodes: list[GPUNode], busy: set[int]) -> tuple
         if node.pk in busy:
             reasons.append(f"{node.name} is rendering another evaluation")
             continue
-        if node.comfyui_unload == ComfyUnloadMode.STOP and node.pk in training_nodes:
+        if node.comfyui_unload == ComfyUnloadMode.STOP and (
+            node.pk in training_nodes or node.inference_stopped
+        ):
             reasons.append(f"{node.name}'s inference server is stopped for training")
             continue
         if not _has_files(node, evaluation):

@@ -5,7 +5,8 @@ and nothing after: ComfyUI reloads its models on the next prompt. Mode "stop", f
 stop the inference server while training: the node's staff-set stop command runs before the
 trainer starts and its start command after the run ends (whatever way), then we wait until
 the server answers again. Commands are argument lists, run without a shell, with a timeout;
-both are recorded on the run's timeline and in its log.
+both are recorded on the run's timeline and in its log. While it is stopped the node is
+marked (`GPUNode.inference_stopped`), so no evaluation is placed there before it answers.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from collections.abc import Callable
 from sdscripts.command import command_text
 from training.choices import ComfyUnloadMode, EventKind
 from training.lifecycle import record_action
-from training.models import TrainingRun
+from training.models import GPUNode, TrainingRun
 from training.nodes.setup import answers
 
 COMMAND_TIMEOUT_S = 120.0
@@ -75,6 +76,8 @@ def stop_for_training(run: TrainingRun, say: Callable[[str], None]) -> bool:
     node = run.node
     if node is None or not stops_for_training(node):
         return False
+    # Evaluations wait from now until it answers again (placement.py), also after the run.
+    GPUNode.objects.filter(pk=node.pk).update(inference_stopped=True)
     argv = list(node.inference_stop_command)
     ok, detail = run_command(argv)
     verb = "Stopped" if ok else "Could not stop"
@@ -108,5 +111,6 @@ def start_after_training(run: TrainingRun, say: Callable[[str], None]) -> None:
             )
         else:
             note += f"; it answered after {waited:.1f} s."
+            GPUNode.objects.filter(pk=node.pk).update(inference_stopped=False)
     say(f"[LoRA Studio] {note}")
     record_action(run, kind=EventKind.SERVER, note=note)

@@ -145,6 +145,12 @@ class GPUNode(models.Model):
         verbose_name="start wait (s)",
         help_text="How long to wait for the server to answer after the start command.",
     )
+    inference_stopped = models.BooleanField(
+        default=False,
+        editable=False,
+        help_text="Its inference server is stopped for training: set by the run that stops it, "
+        "cleared once it answers again (after the start command, or the node agent sees it).",
+    )
     inference_gpu = models.PositiveSmallIntegerField(
         default=0,
         verbose_name="inference GPU",
@@ -170,6 +176,7 @@ class GPUNode(models.Model):
             "sdscripts_version",
             "engine_modules",
             "model_files_present",
+            "inference_stopped",
         ]
     )
     objects = GPUNodeQuerySet.as_manager()

@@ -93,6 +93,12 @@ def test_stop_before_training_start_after_then_evaluate(student, tmp_path, setti
     # The run's own evaluation, queued when it succeeded and placed once the server was back.
     evaluation = Evaluation.objects.get(run=run)
     assert evaluation.after_training and evaluation.status == "assigned"
+    notes = [n for _, _, n in timeline]
+    placed = notes.index(f"Evaluation #{evaluation.pk}: queued → assigned. Rendering on "
+                         f"{run.node.name} GPU 0.")  # fmt: skip
+    assert notes.index(started) < placed
+    run.node.refresh_from_db()
+    assert not run.node.inference_stopped
     evaluation_runner.execute(evaluation.pk)
     evaluation.refresh_from_db()
     assert evaluation.status == "succeeded", evaluation.status_message

@@ -10,7 +10,8 @@ from training import reaper, scheduler
 from training.evaluation.services import request_evaluation
 from training.execution.memory import ask_uis_to_free
 from training.lifecycle import transition
-from training.models import Evaluation
+from training.models import Evaluation, GPUNode
+from training.nodes import agent
 
 
 def training(owner, node=None, *, estimate: int, status="queued"):
@@ -129,3 +130,17 @@ def test_reaper_frees_silent_evaluations_and_leaves_the_run_alone(finished_run, 
     assert (evaluation.status, evaluation.failure_reason) == ("failed", "worker_lost")
     finished_run.refresh_from_db()
     assert finished_run.status == "succeeded"
+
+
+def test_stop_mode_waits_until_the_server_answers_again(
+    finished_run, inference_node, comfy, settings
+):
+    settings.LORASTUDIO_FAKE_GPUS = "24576:Fake"  # what the node agent reads
+    stop_mode(inference_node)
+    GPUNode.objects.filter(pk=inference_node.pk).update(inference_stopped=True)
+    evaluation = queued_evaluation(finished_run)
+    assert evaluation.status_message == "Waiting: gpu-a's inference server is stopped for training."
+    agent.beat("gpu-a")  # the server answers, no run trains there: the mark goes
+    scheduler.dispatch()
+    evaluation.refresh_from_db()
+    assert evaluation.status == "assigned"
