@@ -10,7 +10,8 @@ import pytest
 from django.core.files.base import ContentFile
 
 from tests.factories import make_base_model, make_gpu, make_node, make_run
-from tests.fake_inference import FakeComfyUI, FakeSwarmUI
+from tests.fake_inference import FakeComfyUI
+from tests.fake_swarmui import FakeSwarmUI
 from training.lifecycle import transition
 from training.models import LoraArtifact
 
