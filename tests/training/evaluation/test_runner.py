@@ -6,6 +6,7 @@ import io
 import threading
 
 import pytest
+from django.db import connection
 from PIL import Image
 
 from tests.factories import make_gpu, make_node
@@ -168,7 +169,14 @@ def test_cancel_while_rendering_stops_between_pictures(student, inference_node, 
     run = succeeded_run(student, node=inference_node)
     evaluation = request_evaluation(run, by=student)
     scheduler.dispatch()
-    worker = threading.Thread(target=runner.execute, args=(evaluation.pk,))
+
+    def work():
+        try:
+            runner.execute(evaluation.pk)
+        finally:
+            connection.close()  # this thread's own (as django-q2 closes a task's)
+
+    worker = threading.Thread(target=work)
     worker.start()
     try:
         while not Evaluation.objects.filter(pk=evaluation.pk, done_images__gte=1).exists():
