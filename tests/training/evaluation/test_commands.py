@@ -95,3 +95,24 @@ def test_register_node_refuses_stop_mode_without_commands():
     with pytest.raises(CommandError, match="stop-command: No closing quotation"):
         run("register_node", "--name", "gpu-c", "--stop-command", "systemctl 'stop")
     assert not GPUNode.objects.filter(name="gpu-c").exists()
+
+
+@pytest.mark.django_db
+def test_check_node_says_whether_the_server_lists_the_evaluation_folder(
+    inference_node, comfy, tmp_path
+):
+    from training.nodes.check import check_node
+
+    def line(name):
+        return next(c for c in check_node(inference_node) if c.name == name)
+
+    assert line("evaluation LoRA folder").state == "ok"
+    assert not list((tmp_path / "comfy" / "loras" / "lorastudio-eval").glob("*"))  # cleaned
+    inference_node.inference_lora_dir = str(tmp_path / "elsewhere")
+    check = line("evaluation LoRA folder")
+    assert check.state == "fail" and "does not list files copied to" in check.detail
+    assert "--inference-lora-dir" in check.fix
+    inference_node.comfyui_unload = "stop"
+    inference_node.inference_stop_command = ["no-such-program-here", "stop"]
+    assert line("stop command").detail == "no-such-program-here is not found"
+    assert line("start command").detail == "not set"
