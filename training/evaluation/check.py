@@ -39,7 +39,7 @@ def check_lora_folder(node) -> Check:
         else:
             client = SwarmUI(node.swarmui_url)
             client.check()
-            client._call("TriggerRefresh", {"strong": True})
+            client.refresh()
             server, listed = "SwarmUI", client.models("LoRA")
     except InferenceError as exc:
         return Check("evaluation LoRA folder", WARN, f"not checked: {exc.message}", "")

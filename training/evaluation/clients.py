@@ -25,6 +25,8 @@ import urllib.request
 import uuid
 from collections.abc import Callable
 
+from training.evaluation.workflow import listed_options
+
 HTTP_TIMEOUT_S = 30.0
 POLL_S = 0.25  # /history polls without a websocket
 POLL_WITH_SOCKET_S = 2.0  # …and with one (in case a message was missed)
@@ -104,8 +106,6 @@ class ComfyUI:
     def options(self, class_type: str, input_name: str) -> list[str]:
         """The names ComfyUI lists for a node input, asked again each time (files copied in
         since are seen at once)."""
-        from training.evaluation.workflow import listed_options
-
         status, raw = self._get("/object_info/" + urllib.parse.quote(class_type))
         info = as_json(raw) if status == 200 else None
         if not isinstance(info, dict) or class_type not in info:
@@ -301,6 +301,10 @@ class SwarmUI:
         if status != 200 or not isinstance(answer, dict) or not answer.get("session_id"):
             raise _down(self.name, self.base, RuntimeError(f"GetNewSession answered {status}"))
         self.session = str(answer["session_id"])
+
+    def refresh(self) -> None:
+        """Make SwarmUI rescan its model folders (new files are listed after it)."""
+        self._call("TriggerRefresh", {"strong": True})
 
     def models(self, subtype: str) -> list[str]:
         """Names SwarmUI lists for a model type ("Stable-Diffusion", "LoRA")."""

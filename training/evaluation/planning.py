@@ -162,9 +162,7 @@ def plan_evaluation(
         name = checkpoint.artifact.file.name
         if not checkpoint.artifact.file.storage.exists(name):
             plan.blocking.append(f"the LoRA file of epoch {checkpoint.epoch} is gone ({name})")
-    servers = [
-        n for n in GPUNode.objects.filter(enabled=True) if n.has_inference_server
-    ]  # fmt: skip
+    servers = [n for n in GPUNode.objects.filter(enabled=True) if n.has_inference_server]
     if not servers:
         plan.blocking.append(
             "no node has ComfyUI or SwarmUI: set a node's ComfyUI URL (admin → GPU nodes, or "

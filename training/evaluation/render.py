@@ -181,8 +181,9 @@ class SwarmRenderer:
 
         def listing() -> list[str]:
             names = self.client.models("LoRA")
-            if not all(p.name.removesuffix(".safetensors") in str(names) for p in staged.values()):
-                self.client._call("TriggerRefresh", {"strong": True})  # rescan its folders
+            stems = {p.name.removesuffix(".safetensors") for p in staged.values()}
+            if not stems <= {n.rsplit("/", 1)[-1].removesuffix(".safetensors") for n in names}:
+                self.client.refresh()  # SwarmUI lists new files after a rescan
                 names = self.client.models("LoRA")
             return names
 

@@ -7,6 +7,7 @@ dispatch again. Its run is never changed: a failed evaluation leaves a succeeded
 
 from __future__ import annotations
 
+import contextlib
 import io
 import logging
 import time
@@ -73,6 +74,7 @@ class EvaluationRunner:
         self.evaluation = evaluation
         self.staged: list[Path] = []
         self.last_push = 0.0
+        self.last_cancel_check = 0.0
 
     def run_all(self) -> str:
         evaluation = self.evaluation
@@ -143,7 +145,7 @@ class EvaluationRunner:
         )  # an evaluation sent back to the queue keeps what it rendered
         socket_of = getattr(renderer.client, "progress_socket", None)
         done = 0
-        with socket_of() if socket_of else _no_socket() as socket:
+        with socket_of() if socket_of else contextlib.nullcontext() as socket:
             for cell in cells(evaluation):
                 if (cell.epoch, cell.strength, cell.seed, cell.prompt_index) in have:
                     continue
@@ -224,8 +226,8 @@ class EvaluationRunner:
 
     def check_cancel_now_and_then(self) -> None:
         now = time.monotonic()
-        if now - getattr(self, "_last_cancel_check", 0.0) >= 1.0:
-            self._last_cancel_check = now
+        if now - self.last_cancel_check >= 1.0:
+            self.last_cancel_check = now
             self.check_cancel()
 
     def _end(self, to: str, *, reason: str = "", note: str = "") -> None:
@@ -244,14 +246,6 @@ class EvaluationRunner:
             dispatch()
         except Exception:
             logger.exception("Dispatch after evaluation %s failed", self.evaluation.pk)
-
-
-class _no_socket:
-    def __enter__(self):
-        return None
-
-    def __exit__(self, *exc):
-        return False
 
 
 def execute(evaluation_id: int) -> str:

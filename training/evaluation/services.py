@@ -83,12 +83,12 @@ def request_evaluation(
         total_images=plan.total_images,
         status_message="Waiting for the inference server.",
     )
-    who = "after training" if after_training else (f"by {by}" if by is not None else "")
+    who = " after training" if after_training else (f" by {by}" if by is not None else "")
     record_action(
         run,
         by=by,
         kind=EventKind.EVALUATION,
-        note=f"Evaluation #{evaluation.pk} requested {who}: {plan.summary()}.".replace("  ", " "),
+        note=f"Evaluation #{evaluation.pk} requested{who}: {plan.summary()}.",
     )
     if not after_training:  # the run's runner dispatches once its server is back
         _dispatch_soon()
