@@ -191,6 +191,12 @@ LORASTUDIO_MAX_ACTIVE_RUNS_PER_USER = env_int("LORASTUDIO_MAX_ACTIVE_RUNS_PER_US
 # when it is above 0 (training/energy.py). The currency is only a label.
 LORASTUDIO_COST_PER_KWH = env_float("LORASTUDIO_COST_PER_KWH", 0.0, minimum=0.0)
 LORASTUDIO_COST_CURRENCY = env_str("LORASTUDIO_COST_CURRENCY", "EUR")
+# Evaluations (training/evaluation/): the most images one may render, and how long one image
+# may take on the inference server (the first one loads the base model).
+LORASTUDIO_MAX_EVAL_IMAGES = env_int("LORASTUDIO_MAX_EVAL_IMAGES", 200, minimum=1)
+LORASTUDIO_EVAL_IMAGE_TIMEOUT_SECONDS = env_float(
+    "LORASTUDIO_EVAL_IMAGE_TIMEOUT_SECONDS", 900.0, minimum=0.1
+)
 
 # --- Websockets -----------------------------------------------------------------------------
 # An open socket re-checks the login behind it before every push and this often, and closes

@@ -115,6 +115,26 @@ _SD3_TOKENIZERS = Tokenizers(
 )
 
 
+@dataclass(frozen=True)
+class Inference:
+    """How a LoRA of this architecture is rendered by ComfyUI (or SwarmUI) for evaluation.
+
+    `workflow` names an API-format workflow in training/evaluation/workflows/, built from
+    ComfyUI's core nodes; its "$name" placeholders are filled per image (workflow.py). The
+    sampler settings are the usual ones for the model family; the size and steps of an
+    evaluation come from the run's own resolution and sample_steps.
+    """
+
+    workflow: str
+    vram_mib: int  # what rendering takes on the GPU, roughly (fp16 weights + activations)
+    cfg: float
+    sampler: str = "euler"
+    scheduler: str = "normal"
+    negative: str = ""
+    prompt_prefix: str = ""  # put before every prompt (Lumina 2's system prompt)
+    swarm_cfg: float | None = None  # SwarmUI's cfgscale, when it differs from `cfg`
+
+
 # Features an architecture has; `sdscripts.params` marks each knob with the feature it needs.
 SD_SCRIPTS = "sd_scripts"  # trained by an sd-scripts script (not the built-in demo)
 TE_CACHE = "text_encoder_cache"  # --cache_text_encoder_outputs
@@ -155,6 +175,7 @@ class ArchSpec:
     prior_step_s: float = 1.0
     # The steps the new-run page aims its proposed repeats and epochs at (docs/estimates.md).
     target_steps: int = 1500
+    inference: Inference | None = None  # None: its LoRAs cannot be evaluated (the demo)
 
     @property
     def on_gpu(self) -> bool:
@@ -210,6 +231,7 @@ _SD35_MEDIUM = ArchSpec(
     name_pattern=r"sd3x?5medium|stablediffusion35medium",
     tokenizers=_SD3_TOKENIZERS,
     prior_step_s=0.7,
+    inference=Inference("sd3.json", 12288, cfg=5.0, scheduler="sgm_uniform"),
 )
 _FLUX_DEV = ArchSpec(
     key="flux1_dev",
@@ -227,6 +249,8 @@ _FLUX_DEV = ArchSpec(
     tokenizers=_FLUX_TOKENIZERS,
     prior_step_s=2.5,
     target_steps=1000,
+    # Guidance-distilled: cfg 1 with FluxGuidance 3.5 inside the workflow.
+    inference=Inference("flux.json", 24576, cfg=1.0, scheduler="simple", swarm_cfg=1.0),
 )
 
 _SPECS = (
@@ -248,6 +272,7 @@ _SPECS = (
             "library.strategy_sd", "SdTokenizeStrategy", (False, None), (_CLIP_L_TOK,)
         ),
         prior_step_s=0.25,
+        inference=Inference("checkpoint.json", 3584, cfg=7.0),
     ),
     ArchSpec(
         key="sdxl",
@@ -266,6 +291,7 @@ _SPECS = (
         tokenizers=Tokenizers(
             "library.strategy_sdxl", "SdxlTokenizeStrategy", (None,), (_CLIP_L_TOK, _CLIP_G_TOK)
         ),
+        inference=Inference("checkpoint.json", 9216, cfg=6.0),
     ),
     _SD35_MEDIUM,
     replace(
@@ -276,6 +302,7 @@ _SPECS = (
         vram=VramProfile(8_146_280_768, _SD3_TES, 83_819_683, 4_212_224, 3650, 5.0, 210_975_616),
         name_pattern=r"sd3x?5large|stablediffusion35large",
         prior_step_s=1.6,
+        inference=Inference("sd3.json", 22528, cfg=4.5, scheduler="sgm_uniform"),
     ),
     _FLUX_DEV,
     replace(
@@ -313,6 +340,9 @@ _SPECS = (
         tokenizers=_FLUX_TOKENIZERS,
         prior_step_s=2.0,
         target_steps=1000,
+        inference=Inference(
+            "chroma.json", 20480, cfg=4.0, scheduler="simple", negative="low quality, blurry"
+        ),
     ),
     # Lumina-Image 2.0: a 2.6 B NextDiT with Gemma 2 (2B) as its text encoder and the FLUX
     # autoencoder. Buckets must be multiples of 16; 26 layers, of which 24 can be swapped.
@@ -343,6 +373,16 @@ _SPECS = (
             cache_layout="hub",
         ),
         prior_step_s=1.5,
+        # Its text encoder expects the system prompt Lumina-Image 2.0 was trained with.
+        inference=Inference(
+            "lumina2.json",
+            12288,
+            cfg=4.0,
+            scheduler="simple",
+            prompt_prefix="You are an assistant designed to generate superior images with the "
+            "superior degree of image-text alignment based on textual prompts or user prompts. "
+            "<Prompt Start> ",
+        ),
     ),
     ArchSpec(
         key="demo",

@@ -66,8 +66,11 @@ ALLOWED_TRANSITIONS: dict[str, frozenset[str]] = {
 
 
 class ComfyUnloadMode(models.TextChoices):
-    NONE = "none", "Do not ask ComfyUI to free memory"
-    FREE = "free", "Unload models and free memory before training"
+    """How a node makes room for training and gives the GPU back (training.evaluation.server)."""
+
+    NONE = "none", "Do not ask ComfyUI to free memory (it reloads on demand)"
+    FREE = "free", "Ask ComfyUI/SwarmUI to free their memory before training"
+    STOP = "stop", "Stop the inference server before training, start it after (commands below)"
 
 
 class ArtifactKind(models.TextChoices):
@@ -80,3 +83,50 @@ class ArtifactKind(models.TextChoices):
 class EventKind(models.TextChoices):
     STATUS = "status", "Status change"
     ACTION = "action", "Staff action"
+    EVALUATION = "evaluation", "Evaluation"
+    SERVER = "server", "Inference server"
+
+
+class EvalStatus(models.TextChoices):
+    """An evaluation's life cycle (docs/evaluation.md)."""
+
+    QUEUED = "queued", "Queued"
+    ASSIGNED = "assigned", "Assigned"
+    RUNNING = "running", "Rendering"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+class EvalFailure(models.TextChoices):
+    SERVER_DOWN = "server_down", "Inference server down"
+    LORA_NOT_VISIBLE = "lora_not_visible", "LoRA not visible to the server"
+    MODEL_NOT_VISIBLE = "model_not_visible", "Base model not visible to the server"
+    WORKFLOW_ERROR = "workflow_error", "Workflow error"
+    TIMEOUT = "timeout", "Timed out"
+    MISSING_FILES = "missing_files", "LoRA file missing"
+    WORKER_LOST = "worker_lost", "Worker lost"
+    ERROR = "error", "Unexpected error"
+
+
+class InferenceBackend(models.TextChoices):
+    COMFYUI = "comfyui", "ComfyUI"
+    SWARMUI = "swarmui", "SwarmUI"
+
+
+# Evaluations that hold (or are about to hold) a node's inference server, and unfinished ones.
+EVAL_ON_SERVER = (EvalStatus.ASSIGNED, EvalStatus.RUNNING)
+EVAL_ACTIVE = (EvalStatus.QUEUED, *EVAL_ON_SERVER)
+EVAL_TERMINAL = (EvalStatus.SUCCEEDED, EvalStatus.FAILED, EvalStatus.CANCELLED)
+EVAL_TRANSITIONS: dict[str, frozenset[str]] = {
+    EvalStatus.QUEUED: frozenset({EvalStatus.ASSIGNED, EvalStatus.CANCELLED, EvalStatus.FAILED}),
+    EvalStatus.ASSIGNED: frozenset(
+        {EvalStatus.RUNNING, EvalStatus.QUEUED, EvalStatus.CANCELLED, EvalStatus.FAILED}
+    ),
+    EvalStatus.RUNNING: frozenset(
+        {EvalStatus.SUCCEEDED, EvalStatus.FAILED, EvalStatus.CANCELLED, EvalStatus.QUEUED}
+    ),
+    EvalStatus.SUCCEEDED: frozenset(),
+    EvalStatus.FAILED: frozenset(),
+    EvalStatus.CANCELLED: frozenset(),
+}

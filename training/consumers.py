@@ -10,8 +10,15 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.template.loader import render_to_string
 
 from lorastudio.websocket import SessionGuard, client_message, seq_number
-from training.live import LAB_GROUP, run_group, run_state, sample_message
-from training.models import RunLog, SampleImage, TrainingRun
+from training.live import (
+    LAB_GROUP,
+    eval_image_message,
+    evaluation_state,
+    run_group,
+    run_state,
+    sample_message,
+)
+from training.models import Evaluation, EvaluationImage, RunLog, SampleImage, TrainingRun
 
 # Chunks sent on connect without a resume point, and per batch when catching up.
 LOG_TAIL_CHUNKS = 200
@@ -49,6 +56,10 @@ class RunConsumer(SessionGuard, AsyncJsonWebsocketConsumer):
         # Samples stored before this socket joined the group (the page skips ones it shows).
         for sample in await self._samples():
             await self._send_sample(sample)
+        # Evaluations still rendering: their state and pictures so far (the page skips the
+        # cells it shows).
+        for message in await self._evaluations():
+            await self._send_typed(message)
         after = _after_from_query(self.scope)
         if after is None:
             await self._send_tail()
@@ -106,7 +117,21 @@ class RunConsumer(SessionGuard, AsyncJsonWebsocketConsumer):
             return
         await self._send_sample(event)
 
+    async def run_evaluation(self, event):
+        if not await self.session_alive():
+            return
+        await self._send_typed(event)
+
+    async def run_eval_image(self, event):
+        if not await self.session_alive():
+            return
+        await self._send_typed(event)
+
     # --- helpers ------------------------------------------------------------------------
+    async def _send_typed(self, event):
+        """A `run.x` group message as the page's `x` message."""
+        await self.send_json({**event, "type": event["type"].removeprefix("run.")})
+
     async def _send_sample(self, event):
         await self.send_json({"type": "sample", **{k: v for k, v in event.items() if k != "type"}})
 
@@ -146,6 +171,15 @@ class RunConsumer(SessionGuard, AsyncJsonWebsocketConsumer):
     def _samples(self) -> list[dict]:
         rows = SampleImage.objects.filter(run_id=self.run_id).order_by("pk")
         return [sample_message(sample) for sample in rows]
+
+    @database_sync_to_async
+    def _evaluations(self) -> list[dict]:
+        messages = []
+        for evaluation in Evaluation.objects.active().filter(run_id=self.run_id):
+            messages.append(evaluation_state(evaluation))
+            images = EvaluationImage.objects.filter(evaluation=evaluation).order_by("pk")
+            messages.extend(eval_image_message(image) for image in images)
+        return messages
 
     @database_sync_to_async
     def _chunks(self, after: int | None, limit: int) -> list[list]:

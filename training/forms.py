@@ -195,6 +195,13 @@ class RunForm(forms.Form):
         help_text="Plan for a smaller GPU to start sooner with memory savers (slower steps).",
     )
 
+    evaluate_after = forms.BooleanField(
+        required=False,
+        label="Evaluate after training",
+        help_text="When it succeeds, render its epochs at several strengths in the lab's "
+        "ComfyUI/SwarmUI, beside the base model (where its node has one).",
+    )
+
     # A random id per rendered form: the submit service makes at most one run per id, so a
     # form posted twice (double click, reload, back and submit) creates one run.
     form_token = forms.UUIDField(required=False, initial=uuid.uuid4, widget=forms.HiddenInput)
@@ -217,6 +224,8 @@ class RunForm(forms.Form):
             fitting = models.filter(architecture=preset.architecture)
             if fitting.count() == 1:
                 self.fields["base_model"].initial = fitting.first().pk
+        if preset is not None:
+            self.fields["evaluate_after"].initial = preset.evaluate_after
         self.fields["base_model"].queryset = models
         self.fields["preset"].queryset = presets
         if preset is not None:

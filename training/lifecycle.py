@@ -99,11 +99,14 @@ def transition(
 
 
 @transaction.atomic
-def record_action(run: TrainingRun, *, by=None, note: str) -> RunEvent:
-    """Record a staff action on the run's timeline (no status change)."""
+def record_action(
+    run: TrainingRun, *, by=None, note: str, kind: str = EventKind.ACTION
+) -> RunEvent:
+    """Record something that changes no status on the run's timeline: a staff action, an
+    evaluation's move, the inference server stopped or started."""
     return RunEvent.objects.create(
         run=run,
         actor=by if getattr(by, "is_authenticated", False) else None,
-        kind=EventKind.ACTION,
+        kind=kind,
         note=note,
     )

@@ -9,6 +9,8 @@ sender each (the consumers in training/consumers.py have one handler per type):
 | `run.progress`| `run-<id>` | the runner, at most every 0.5 s | the run's state              |
 | `run.log`     | `run-<id>` | the run log, per chunk          | its RunLog seq and text      |
 | `run.sample`  | `run-<id>` | the sample collector            | the sample's id, URL, prompt |
+| `run.evaluation` | `run-<id>` | evaluation lifecycle (on commit), runner | its state, progress |
+| `run.eval_image` | `run-<id>` | the evaluation runner        | a grid cell's image, its URL |
 | `lab.changed` | `lab`      | lifecycle.transition, on commit | the run id                   |
 
 Sending never raises: a broken layer must not break a transition or a training run.
@@ -96,6 +98,49 @@ def sample_message(sample) -> dict[str, Any]:
 def send_sample(sample) -> None:
     """A sample image of a run was stored."""
     _send(run_group(sample.run_id), sample_message(sample))
+
+
+def evaluation_state(evaluation) -> dict[str, Any]:
+    """The `run.evaluation` message: the part of an evaluation its run page shows live."""
+    return {
+        "type": "run.evaluation",
+        "id": evaluation.pk,
+        "status": evaluation.status,
+        "status_display": evaluation.get_status_display(),
+        "failure_reason": evaluation.failure_reason,
+        "status_message": evaluation.status_message,
+        "done": evaluation.done_images,
+        "total": evaluation.total_images,
+        "is_terminal": evaluation.is_terminal,
+    }
+
+
+def send_evaluation(run_id: int, state: dict[str, Any]) -> None:
+    """An evaluation changed status or progress (state: `evaluation_state`)."""
+    _send(run_group(run_id), state)
+
+
+def eval_image_message(image) -> dict[str, Any]:
+    """The `run.eval_image` message for a stored EvaluationImage."""
+    from django.urls import reverse
+
+    return {
+        "type": "run.eval_image",
+        "id": image.pk,
+        "evaluation": image.evaluation_id,
+        "cell": image.cell,
+        "url": reverse("training:eval-image", args=[image.run_id, image.pk]),
+        "epoch": image.epoch,
+        "strength": image.strength,
+        "seed": image.seed,
+        "prompt_index": image.prompt_index,
+        "prompt": image.prompt,
+    }
+
+
+def send_eval_image(image) -> None:
+    """An evaluation image was stored: its grid cell fills in."""
+    _send(run_group(image.run_id), eval_image_message(image))
 
 
 _sender: tuple[int, asyncio.AbstractEventLoop] | None = None

@@ -23,6 +23,7 @@ def reap(now=None) -> list[int]:
     1. A run still `assigned` (its node never started it) goes back to the queue.
     2. A `preparing`/`running` run becomes failed/worker_lost; when it ran on this node its
        trainer's process group is killed, so nothing keeps holding the GPU.
+    3. Evaluations alike (training.evaluation.placement.reap_evaluations).
     """
     now = now or timezone.now()
     cutoff = now - timedelta(seconds=settings.LORASTUDIO_STALE_AFTER_SECONDS)
@@ -59,4 +60,9 @@ def reap(now=None) -> list[int]:
             continue  # it moved on by itself meanwhile
         logger.warning("Reaped run %s (%s)", run.pk, node_name)
         reaped.append(run.pk)
+    # Evaluations have heartbeats too (their run is never touched).
+    from training.evaluation.placement import reap_evaluations
+
+    for evaluation_id in reap_evaluations(now):
+        logger.warning("Reaped evaluation %s", evaluation_id)
     return reaped

@@ -12,6 +12,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from training import energy, reports, services
+from training.evaluation.views import evaluation_grids
 from training.models import TrainingRun
 from training.report_pdf import report_pdf
 from training.views import get_run_for_user
@@ -36,9 +37,9 @@ def run_compare(request):
     if a is None or b is None:
         context["error"] = "Give two run numbers to compare, e.g. a=12 and b=13."
         return render(request, "training/run_compare.html", context, status=400)
-    context["comparison"] = reports.compare(
-        get_run_for_user(request, a), get_run_for_user(request, b)
-    )
+    run_a, run_b = get_run_for_user(request, a), get_run_for_user(request, b)
+    context["comparison"] = reports.compare(run_a, run_b)
+    context["grids_a"], context["grids_b"] = evaluation_grids(run_a), evaluation_grids(run_b)
     return render(request, "training/run_compare.html", context)
 
 
@@ -51,6 +52,7 @@ def run_report(request, pk: int):
     """The printable report of a run a student hands in."""
     run = get_run_for_user(request, pk)
     context = {**reports.report(run), "may_edit": _may_edit(request.user, run)}
+    context["evaluation_grids_of_run"] = evaluation_grids(run)
     return render(request, "training/run_report.html", context)
 
 

@@ -12,7 +12,12 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from training.choices import Architecture, RunStatus
+from training.choices import Architecture, ComfyUnloadMode, RunStatus
+from training.evaluation.placement import (
+    dispatch_evaluations,
+    evaluations_by_gpu,
+    training_room_mib,
+)
 from training.lifecycle import TransitionError, transition
 from training.models import GPU, GPUNode, TrainingRun
 from training.selectors import node_can_import, nowhere_has_files
@@ -97,6 +102,16 @@ class _Board:
         on_gpu = TrainingRun.objects.on_gpu()
         self.busy_gpus = set(on_gpu.exclude(gpu=None).values_list("gpu_id", flat=True))
         self.demo_busy = set(on_gpu.filter(gpu=None).values_list("node_id", flat=True))
+        # Evaluations rendering now (training.evaluation.placement holds the sharing rules).
+        self.evaluations = evaluations_by_gpu()
+        self.rendering_nodes = {e.node_id: e for e in self.evaluations.values()}
+
+    def room(self, gpu: GPU) -> int:
+        """What a training run may count on on `gpu` now."""
+        evaluation = self.evaluations.get(gpu.pk)
+        if evaluation is None:
+            return gpu.available_mib
+        return training_room_mib(gpu, evaluation.vram_mib)
 
     def place(self, run: TrainingRun) -> _Place:
         """The best free place for `run`, or the reason it waits."""
@@ -134,15 +149,25 @@ class _Board:
         free = [g for g in big_enough if g.pk not in self.busy_gpus]
         if not free:
             return _Place(reason=f"every GPU with {_gb(need)} is running another run")
-        fits = [g for g in free if g.available_mib >= need]
+        # A node that stops its inference server for training waits for its evaluation.
+        stopping = {
+            g.pk: self.rendering_nodes[g.node_id]
+            for g in free
+            if g.node.comfyui_unload == ComfyUnloadMode.STOP and g.node_id in self.rendering_nodes
+        }
+        if stopping and len(stopping) == len(free):
+            evaluation = next(iter(stopping.values()))
+            return _Place(reason=f"{evaluation} is rendering on {evaluation.node.name}")
+        free = [g for g in free if g.pk not in stopping]
+        fits = [g for g in free if self.room(g) >= need]
         if not fits:
-            best = max(free, key=lambda g: g.available_mib)
+            best = max(free, key=self.room)
             return _Place(
                 reason=f"no GPU with {_gb(need)} free; best is {best.node.name} "
-                f"GPU {best.index} with {_gb(best.available_mib)}"
+                f"GPU {best.index} with {_gb(self.room(best))}"
             )
         # Best fit: keep the roomiest GPUs for the runs that need them.
-        gpu = min(fits, key=lambda g: (g.available_mib, g.node.name, g.index))
+        gpu = min(fits, key=lambda g: (self.room(g), g.node.name, g.index))
         return _Place(node=gpu.node, gpu=gpu)
 
     def take(self, place: _Place) -> None:
@@ -216,12 +241,17 @@ def _fail_if_no_node_has_files(run: TrainingRun, nodes: list[GPUNode]) -> bool:
 def dispatch() -> list[int]:
     """Place every queued run that fits somewhere now; return the ids of the runs placed.
 
+    0. Place queued evaluations first (training.evaluation.placement).
     1. Read the online nodes, their enabled GPUs and which GPUs / demo slots are taken.
     2. Walk the queue in order (priority, fair share, age). A run that does not fit
        does not block smaller runs behind it (no GPU idles while work that fits waits).
     3. Claim each place atomically; a lost race just moves on.
     4. Write each waiting run's reason into its status message (without a history row).
     """
+    try:
+        dispatch_evaluations()  # short GPU work first; its rules with training: placement.py
+    except Exception:
+        logger.exception("Dispatching evaluations failed")
     board = _Board()
     placed: list[int] = []
     enabled = list(GPUNode.objects.filter(enabled=True))

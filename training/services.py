@@ -73,6 +73,7 @@ def submit_run(
     exact: bool = False,
     form_token: uuid.UUID | None = None,
     budget_mib: int | None = None,
+    evaluate_after: bool | None = None,
 ) -> TrainingRun:
     """Plan a new run and queue it (or send it for approval); returns it.
 
@@ -128,6 +129,12 @@ def submit_run(
         vram_estimate_mib=plan.vram.estimate_mib,
         plan=plan.record(),
         form_token=form_token,
+        # Not given: the preset's setting (runs without a preset are evaluated).
+        evaluate_after=(
+            evaluate_after
+            if evaluate_after is not None
+            else (preset.evaluate_after if preset is not None else True)
+        ),
     )
     run.full_clean()
     run.save()
@@ -220,6 +227,7 @@ def rerun(run: TrainingRun, *, by=None, exact: bool = False) -> TrainingRun:
         priority=run.priority,
         rerun_of=run,
         exact=exact,
+        evaluate_after=run.evaluate_after,
     )
 
 

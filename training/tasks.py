@@ -1,4 +1,4 @@
-"""django-q2 task functions: they take ids and call the runner, scheduler, reaper or agent."""
+"""django-q2 task functions: they take ids and call the runners, scheduler, reaper or agent."""
 
 from __future__ import annotations
 
@@ -10,6 +10,20 @@ from training.nodes import agent
 def execute_run(run_id: int) -> str:
     """Train one run on this node (the task sent by dispatch)."""
     return runner.execute(run_id)
+
+
+def execute_evaluation(evaluation_id: int) -> str:
+    """Render one evaluation on this node's inference server (the task sent by dispatch)."""
+    from training.evaluation import runner as evaluation_runner
+
+    return evaluation_runner.execute(evaluation_id)
+
+
+def publish_artifact(artifact_id: int) -> str:
+    """Republish a run's LoRA file ("keep this epoch") on the run's node."""
+    from training.evaluation.services import publish_artifact as publish
+
+    return publish(artifact_id)
 
 
 def reap_and_dispatch() -> list[int]:

@@ -3,6 +3,7 @@
 from django.urls import path
 
 from training import report_views, views
+from training.evaluation import views as evaluation_views
 
 app_name = "training"
 urlpatterns = [
@@ -24,6 +25,21 @@ urlpatterns = [
         name="artifact-download",
     ),
     path("runs/<int:pk>/samples/<int:sample_id>/", views.sample_file, name="sample-file"),
+    path("runs/<int:pk>/evaluate/", evaluation_views.evaluate, name="run-evaluate"),
+    path(
+        "runs/<int:pk>/evaluations/<int:evaluation_id>/cancel/",
+        evaluation_views.evaluation_cancel,
+        name="evaluation-cancel",
+    ),
+    path(
+        "runs/<int:pk>/evaluations/<int:evaluation_id>/grid.png",
+        evaluation_views.evaluation_grid,
+        name="evaluation-grid",
+    ),
+    path(
+        "runs/<int:pk>/eval-images/<int:image_id>/", evaluation_views.eval_image, name="eval-image"
+    ),
+    path("runs/<int:pk>/keep/<int:artifact_id>/", evaluation_views.keep_epoch, name="keep-epoch"),
     path("lab/board/", views.lab_board, name="lab-board"),
     path("usage/", report_views.usage, name="usage"),
 ]

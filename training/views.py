@@ -128,6 +128,7 @@ def run_create(request):
                     by=request.user,
                     form_token=form.cleaned_data["form_token"],
                     budget_mib=form.cleaned_data.get("gpu_mib"),
+                    evaluate_after=form.cleaned_data["evaluate_after"],
                 )
             except services.AlreadySubmitted as exc:
                 messages.info(request, str(exc))
@@ -197,6 +198,7 @@ def run_detail(request, pk: int):
         "gpu_time": reports.gpu_time_text(run),
         "energy": reports.energy_text(run),
     }
+    context.update(evaluation_context(run))  # includes/evaluation_grid.html
     return render(request, "training/run_detail.html", context)
 
 
@@ -243,6 +245,12 @@ def run_rerun(request, pk: int):
         messages.success(request, f"Run #{new.pk} submitted with {what} run #{run.pk}.")
         return redirect("training:run-detail", pk=new.pk)
     return redirect("training:run-detail", pk=run.pk)
+
+
+def evaluation_context(run: TrainingRun) -> dict:
+    from training.evaluation.views import evaluation_context as context_of
+
+    return context_of(run)
 
 
 def _file_response(field, *, as_attachment: bool) -> FileResponse:

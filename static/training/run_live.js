@@ -157,11 +157,13 @@
       } else if (m.type === "sample") {
         addSample(m);
       }
+      // Other parts of the page (the evaluation grid) listen for what concerns them.
+      root.dispatchEvent(new CustomEvent("run:message", { detail: m }));
     };
     ws.onclose = function (e) {
       live.classList.remove("on");
       // 4401: the login behind the socket ended (logged out); a new one would be refused.
-      if (finished || e.code === 4401) return;
+      if ((finished && !root.dataset.evaluating) || e.code === 4401) return;
       var delay = Math.min(30000, 500 * Math.pow(2, attempts++)) * (0.75 + Math.random() / 2);
       setTimeout(connect, delay);
     };

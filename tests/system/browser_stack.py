@@ -58,11 +58,11 @@ def stack_database(tmp_path):
 
 
 @pytest.fixture
-def stack(tmp_path, stack_database, monkeypatch):
-    """daphne + qcluster + node_agent on a fresh data folder and database.
-
-    Yields (base URL, student password, log paths). The student is made with a password
-    generated here; the app has no default password.
+def stack_setup(tmp_path, stack_database, monkeypatch):
+    """The stack's environment on a fresh data folder and database, migrated, with the student
+    and the demo base model. Returns (environment, student password, `setup`: runs a
+    `manage.py` command in it and fails the test when it fails). The student is made with a
+    password generated here; the app has no default password.
     """
     monkeypatch.setenv("PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD", "1")
     data = tmp_path / "data"
@@ -111,7 +111,17 @@ def stack(tmp_path, stack_database, monkeypatch):
         BROWSER_TEST_PASSWORD=password,
     )
     setup("register_base_model", "--name", DEMO_MODEL, "--architecture", "demo")
+    return env, password, setup
 
+
+@pytest.fixture
+def stack(tmp_path, stack_setup):
+    """daphne + qcluster + node_agent on the stack's data folder and database.
+
+    Yields (base URL, student password, log paths).
+    """
+    env, password, _ = stack_setup
+    manage = [sys.executable, "manage.py"]
     port = free_port()
     procs, logs = {}, []
 

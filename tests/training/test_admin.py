@@ -92,6 +92,8 @@ def test_staff_can_create_and_edit_base_models_nodes_and_presets(staff_client):
             "name": "node-b",
             "enabled": "on",
             "comfyui_unload": "free",
+            "inference_start_timeout": "300",  # the add page's initial values
+            "inference_gpu": "0",
             "gpus-TOTAL_FORMS": "0",
             "gpus-INITIAL_FORMS": "0",
         },

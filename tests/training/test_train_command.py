@@ -176,6 +176,17 @@ def test_submit_queues_a_run(student):
     assert TrainingRun.objects.get().status == "queued"
 
 
+def test_no_evaluate_turns_off_the_evaluation_after_training(student):
+    make_trainable_dataset(owner=student, name="dogs")
+    BaseModel.objects.create(name="demo", architecture="demo")
+    submit("--dataset", "dogs", "--base-model", "demo")
+    submit("--dataset", "dogs", "--base-model", "demo", "--no-evaluate")
+    assert list(TrainingRun.objects.order_by("pk").values_list("evaluate_after", flat=True)) == [
+        True,
+        False,
+    ]
+
+
 def test_disabled_base_model_is_a_command_error_creating_nothing(student):
     make_dataset(owner=student, name="dogs")
     BaseModel.objects.create(name="old demo", architecture="demo", enabled=False)

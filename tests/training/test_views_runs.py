@@ -74,6 +74,26 @@ def test_submit_demo_run_queues_it_and_redirects(student_client, student, demo_p
     assert run.status in (RunStatus.QUEUED, RunStatus.ASSIGNED)
 
 
+def test_evaluate_after_training_comes_from_the_preset_and_the_form(
+    student_client, student, demo_preset, demo_model
+):
+    url = reverse("training:run-create")
+    page = student_client.get(url, {"preset": demo_preset.pk}).content.decode()
+    assert 'id="id_evaluate_after" checked>' in page
+    demo_preset.evaluate_after = False
+    demo_preset.save()
+    page = student_client.get(url, {"preset": demo_preset.pk}).content.decode()
+    assert 'id="id_evaluate_after">' in page
+    dataset = make_image_dataset(student)
+    checked = {**form_data(demo_preset, demo_model, dataset), "evaluate_after": "on"}
+    student_client.post(url, checked)
+    student_client.post(url, form_data(demo_preset, demo_model, dataset))
+    assert list(TrainingRun.objects.order_by("pk").values_list("evaluate_after", flat=True)) == [
+        True,
+        False,
+    ]
+
+
 def test_out_of_bounds_knob_is_refused_and_nothing_is_saved(
     student_client, student, demo_preset, demo_model
 ):

@@ -3,6 +3,6 @@
 Importing the modules registers their ModelAdmins with the default admin site.
 """
 
-from training.admin import actions, catalog, nodes, records, runs
+from training.admin import actions, catalog, evaluations, nodes, records, runs
 
-__all__ = ["actions", "catalog", "nodes", "records", "runs"]
+__all__ = ["actions", "catalog", "evaluations", "nodes", "records", "runs"]

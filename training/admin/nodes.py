@@ -70,7 +70,21 @@ class GPUNodeAdmin(SimpleHistoryAdmin):
             "Trainer (offline nodes)",
             {"fields": ("tokenizer_cache_dir", "trainer_env")},
         ),
-        ("ComfyUI / SwarmUI", {"fields": ("comfyui_url", "comfyui_unload", "swarmui_url")}),
+        (
+            "ComfyUI / SwarmUI (evaluations, and room for training)",
+            {
+                "fields": (
+                    "comfyui_url",
+                    "swarmui_url",
+                    "inference_lora_dir",
+                    "inference_gpu",
+                    "comfyui_unload",
+                    "inference_stop_command",
+                    "inference_start_command",
+                    "inference_start_timeout",
+                )
+            },
+        ),
         ("Record", {"fields": ("created_at", "updated_at")}),
     )
 

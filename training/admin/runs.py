@@ -9,6 +9,7 @@ from simple_history.admin import SimpleHistoryAdmin
 from sdscripts.command import command_text
 from training.admin.actions import REFUSALS, RUN_ACTIONS, RunActionForm, refusal_text
 from training.admin.common import ReadOnlyInline, mib
+from training.admin.evaluations import EvaluationInline, evaluate_runs
 from training.choices import ACTIVE, TERMINAL
 from training.estimates import about
 from training.models import LoraArtifact, RunEvent, RunProvenance, SampleImage, TrainingRun
@@ -182,6 +183,7 @@ class TrainingRunAdmin(SimpleHistoryAdmin):
                     "params",
                     "extra_flags",
                     "sample_prompts",
+                    "evaluate_after",
                     "rerun_of",
                 )
             },
@@ -218,8 +220,14 @@ class TrainingRunAdmin(SimpleHistoryAdmin):
             {"fields": PROCESS_FIELDS},
         ),
     )
-    inlines = [RunEventInline, RunProvenanceInline, LoraArtifactInline, SampleImageInline]
-    actions = RUN_ACTIONS
+    inlines = [
+        RunEventInline,
+        RunProvenanceInline,
+        LoraArtifactInline,
+        SampleImageInline,
+        EvaluationInline,
+    ]
+    actions = [*RUN_ACTIONS, evaluate_runs]
     action_form = RunActionForm
 
     def get_readonly_fields(self, request, obj=None):

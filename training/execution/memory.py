@@ -31,7 +31,20 @@ def gpu_free_mib(index: int) -> int | None:
 
 
 def ask_uis_to_free(node, say: Callable[[str], None]) -> bool:
-    """Ask the node's ComfyUI and SwarmUI to give their memory back; True if one was asked."""
+    """Ask the node's ComfyUI and SwarmUI to give their memory back; True if one was asked.
+
+    Not while an evaluation renders on them (placement.py counted its memory as taken), nor
+    when the node stops its server for training (training.evaluation.server did).
+    """
+    from training.evaluation.placement import evaluation_on_node
+    from training.evaluation.server import stops_for_training
+
+    if stops_for_training(node):
+        return False
+    rendering = evaluation_on_node(node)
+    if rendering is not None:
+        say(f"[LoRA Studio] {rendering} renders on this node: ComfyUI/SwarmUI keep their memory.")
+        return False
     asked = False
     if node.comfyui_url and node.comfyui_unload != "none":
         try:

@@ -21,6 +21,8 @@ from sdscripts.command import command_text
 from sdscripts.outcome import classify_exit
 from sdscripts.vram import oom_advice
 from training.choices import FailureReason, RunStatus
+from training.evaluation import server
+from training.evaluation.services import request_after_training
 from training.execution import memory, workdir
 from training.execution.errors import NotEnoughMemory, RunFailure
 from training.execution.files import LoraCollector
@@ -44,6 +46,7 @@ class Runner:
         self.log = RunLogWriter(run.pk)
         self.trainer: TrainerProcess | None = None
         self.watch: Watch | None = None
+        self.server_stopped = False  # the node's inference server, stopped for this run
 
     def run_all(self) -> str:
         run = self.run
@@ -61,6 +64,7 @@ class Runner:
                 # Hashing a new model file takes minutes: the heartbeat thread covers it.
                 record = provenance.capture(run, job, command)
                 check_before_start(run, record)
+                self.server_stopped = server.stop_for_training(run, self.say)
                 memory.make_room(run, self.say)
             self.say(
                 f"[LoRA Studio] Provenance: dataset {record.dataset_sha256}, "
@@ -156,6 +160,10 @@ class Runner:
             if reproduced := reproduction_note(self.run):
                 note += " " + reproduced
             self._end(RunStatus.SUCCEEDED, note=note, changes=changes)
+            # Queued now, placed by the dispatch in cleanup (after the server is back).
+            evaluation = request_after_training(self.run)
+            if evaluation is not None:
+                self.say(f"[LoRA Studio] {evaluation} is queued: its grid fills in below.")
         elif outcome.status == "cancelled":
             self._end(RunStatus.CANCELLED, note=outcome.message, changes=changes)
         else:
@@ -190,9 +198,15 @@ class Runner:
             logger.warning("Run %s could not go back to the queue: %s", self.run.pk, exc)
 
     def cleanup(self) -> None:
-        """Always: stop the process group, flush the log, then dispatch again."""
+        """Always: stop the process group, start the inference server it stopped, flush the
+        log, then dispatch again (which places the run's evaluation)."""
         if self.trainer is not None:
             self.trainer.stop(grace=1.0)
+        if self.server_stopped:
+            try:
+                server.start_after_training(self.run, self.say)
+            except Exception:
+                logger.exception("Could not start the inference server after run %s", self.run.pk)
         try:
             self.log.flush()
         except Exception:

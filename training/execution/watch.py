@@ -46,9 +46,10 @@ def cancel_requested(run_id: int) -> bool:
     return TrainingRun.objects.filter(pk=run_id, cancel_requested_at__isnull=False).exists()
 
 
-def beat(run_id: int) -> None:
-    """Stamp the run's worker heartbeat (the reaper fails runs whose beat goes stale)."""
-    TrainingRun.objects.filter(pk=run_id).update(heartbeat_at=timezone.now())
+def beat(run_id: int, model=TrainingRun) -> None:
+    """Stamp the worker heartbeat of a run (or another row with `heartbeat_at`, such as an
+    evaluation); the reaper frees what stops beating."""
+    model.objects.filter(pk=run_id).update(heartbeat_at=timezone.now())
 
 
 class Every:
@@ -64,10 +65,12 @@ class Every:
 
 
 class Heartbeat:
-    """Beats the run's heartbeat from a thread while the main thread is busy preparing."""
+    """Beats a run's (or an evaluation's: `model`) heartbeat from a thread while the main
+    thread is busy preparing or waiting on a server."""
 
-    def __init__(self, run_id: int):
+    def __init__(self, run_id: int, model=TrainingRun):
         self.run_id = run_id
+        self.model = model
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self._loop, daemon=True, name=f"beat-{run_id}")
 
@@ -75,7 +78,7 @@ class Heartbeat:
         try:
             while not self.stop.wait(HEARTBEAT_S):
                 try:
-                    beat(self.run_id)
+                    beat(self.run_id, self.model)
                 except Exception:
                     logger.exception("Heartbeat of run %s failed", self.run_id)
         finally:

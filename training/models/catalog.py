@@ -99,6 +99,12 @@ class Preset(models.Model):
         help_text="Extra sd-scripts options for every run of this preset, e.g. "
         '["--min_snr_gamma", "5", "--huber_scale=1.0"]; checked against the script\'s options.',
     )
+    evaluate_after = models.BooleanField(
+        default=True,
+        verbose_name="evaluate after training",
+        help_text="Render an evaluation grid of each run's LoRA files when it ends, where its "
+        "node has ComfyUI or SwarmUI.",
+    )
     enabled = models.BooleanField(default=True)
     sort_order = models.PositiveSmallIntegerField(default=100)
     created_at = models.DateTimeField(auto_now_add=True)

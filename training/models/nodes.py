@@ -42,6 +42,15 @@ def trainer_env_problems(env: object) -> list[str]:
     return problems
 
 
+def command_problem(argv: object) -> str:
+    """What is wrong with a staff-set command (a JSON list of arguments); "" when nothing."""
+    if not isinstance(argv, list) or not all(isinstance(a, str) for a in argv):
+        return 'Must be a JSON list of arguments, e.g. ["systemctl", "stop", "comfyui"].'
+    if argv and (not argv[0].strip() or any("\x00" in a for a in argv)):
+        return "The program name is empty, or an argument holds a NUL character."
+    return ""
+
+
 node_name_validator = RegexValidator(
     r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$",
     "Use letters, digits, '.', '_' or '-' (it is also the node's queue name).",
@@ -111,9 +120,49 @@ class GPUNode(models.Model):
         max_length=10,
         choices=ComfyUnloadMode.choices,
         default=ComfyUnloadMode.FREE,
-        verbose_name="ComfyUI unload mode",
+        verbose_name="making room for training",
+        help_text="What a run does to ComfyUI/SwarmUI before training and after it.",
     )
     swarmui_url = models.URLField(blank=True, verbose_name="SwarmUI URL")
+    # Labs that stop the inference server for training: staff-set argument lists, run
+    # without a shell (training.evaluation.server).
+    inference_stop_command = models.JSONField(
+        default=list,
+        blank=True,
+        verbose_name="stop command",
+        help_text='Stops ComfyUI/SwarmUI before training, e.g. ["systemctl", "--user", "stop", '
+        '"comfyui"]: a JSON list of arguments, run without a shell.',
+    )
+    inference_start_command = models.JSONField(
+        default=list,
+        blank=True,
+        verbose_name="start command",
+        help_text='Starts it again after training, e.g. ["systemctl", "--user", "start", '
+        '"comfyui"]; the run waits until the server answers.',
+    )
+    inference_start_timeout = models.PositiveIntegerField(
+        default=300,
+        verbose_name="start wait (s)",
+        help_text="How long to wait for the server to answer after the start command.",
+    )
+    inference_stopped = models.BooleanField(
+        default=False,
+        editable=False,
+        help_text="Its inference server is stopped for training: set by the run that stops it, "
+        "cleared once it answers again (after the start command, or the node agent sees it).",
+    )
+    inference_gpu = models.PositiveSmallIntegerField(
+        default=0,
+        verbose_name="inference GPU",
+        help_text="The index of the GPU ComfyUI/SwarmUI renders on (evaluations are placed on it).",
+    )
+    inference_lora_dir = models.CharField(
+        max_length=500,
+        blank=True,
+        verbose_name="inference LoRA folder",
+        help_text="A folder ComfyUI/SwarmUI lists LoRAs from, when it differs from the publish "
+        "folder: evaluations copy the run's files into a lorastudio-eval/ folder in it.",
+    )
     last_heartbeat = models.DateTimeField(null=True, blank=True, editable=False)
     status_message = models.CharField(max_length=300, blank=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -127,6 +176,7 @@ class GPUNode(models.Model):
             "sdscripts_version",
             "engine_modules",
             "model_files_present",
+            "inference_stopped",
         ]
     )
     objects = GPUNodeQuerySet.as_manager()
@@ -139,9 +189,35 @@ class GPUNode(models.Model):
         return self.name
 
     def clean(self) -> None:
+        errors: dict[str, list[str]] = {}
         problems = trainer_env_problems(self.trainer_env)
         if problems:
-            raise ValidationError({"trainer_env": problems})
+            errors["trainer_env"] = problems
+        for field in ("inference_stop_command", "inference_start_command"):
+            problem = command_problem(getattr(self, field))
+            if problem:
+                errors[field] = [problem]
+            elif self.comfyui_unload == ComfyUnloadMode.STOP and not getattr(self, field):
+                errors[field] = ["Stopping the server for training needs this command."]
+        if self.comfyui_unload == ComfyUnloadMode.STOP and not self.has_inference_server:
+            errors["comfyui_url"] = ["Set the URL of the server the commands stop and start."]
+        if errors:
+            raise ValidationError(errors)
+
+    @property
+    def has_inference_server(self) -> bool:
+        """Whether the node has ComfyUI or SwarmUI (it can evaluate runs)."""
+        return bool(self.comfyui_url or self.swarmui_url)
+
+    @property
+    def inference_backend(self) -> str:
+        """Which server renders evaluations: ComfyUI when set, else SwarmUI ("" = none)."""
+        return "comfyui" if self.comfyui_url else ("swarmui" if self.swarmui_url else "")
+
+    @property
+    def evaluation_lora_dir(self) -> str:
+        """The folder evaluations put LoRA files in for the inference server to list."""
+        return self.inference_lora_dir or self.lora_dir
 
     def has_model_files(self, base_model_id: int) -> bool | None:
         """Whether this node has a base model's files, as its agent last found (None: not

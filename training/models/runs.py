@@ -96,6 +96,12 @@ class TrainingRun(models.Model):
     argv = models.JSONField(default=list, blank=True, editable=False)
     dataset_config = models.TextField(blank=True, editable=False)
     sample_prompts = models.TextField(blank=True)
+    evaluate_after = models.BooleanField(
+        default=True,
+        verbose_name="evaluate after training",
+        help_text="When it succeeds, render an evaluation grid on its node's ComfyUI/SwarmUI "
+        "(where the node has one).",
+    )
     work_dir = models.CharField(max_length=500, blank=True, editable=False)
 
     created_at = models.DateTimeField(auto_now_add=True)

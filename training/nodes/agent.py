@@ -35,10 +35,16 @@ def _reclaimable(node: GPUNode) -> dict[int, int]:
     if not node.comfyui_url or node.comfyui_unload == "none":
         return {}
     try:
-        return comfyui.comfyui_reclaimable_mib(node.comfyui_url, timeout=1.0)
+        held = comfyui.comfyui_reclaimable_mib(node.comfyui_url, timeout=1.0)
     except comfyui.UIError as exc:
         logger.info("ComfyUI on %s did not answer: %s", node.name, exc)
         return {}
+    if node.inference_stopped and not TrainingRun.objects.on_gpu().filter(node=node).exists():
+        # It answers again with no run training here (started by hand after a failed start
+        # command, say): evaluations may be placed on it again. Not while a run trains: it
+        # may answer for a moment before its stop command has finished.
+        GPUNode.objects.filter(pk=node.pk).update(inference_stopped=False)
+    return held
 
 
 def model_files_present(node: GPUNode) -> dict[str, bool]:

@@ -1,5 +1,6 @@
 """Check that a node can train: sd-scripts (its optional modules, the tokenizers offline),
-GPUs, UIs, model files, folders, disk space, and with `run_probe` one real training step."""
+GPUs, UIs (and that they list the evaluation LoRA folder), model files, folders, disk space,
+and with `run_probe` one real training step."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from pathlib import Path
 
 from django.conf import settings
 
+from training.evaluation.check import check_inference
 from training.models import BaseModel, GPUNode
 from training.nodes import comfyui, nvml
 from training.nodes.engine import check_engine_modules, check_tokenizers
@@ -193,6 +195,8 @@ def check_node(
     if engine_ok:
         checks += [check_engine_modules(node), *check_tokenizers(node)]
     checks += [check_gpus(), *check_uis(node)]
+    if any(c.state == OK for c in checks if c.name in ("ComfyUI", "SwarmUI")):
+        checks += check_inference(node)
     checks += check_model_files(node)
     if node.lora_dir:
         checks.append(check_writable("LoRA folder", node.lora_dir))

@@ -20,6 +20,7 @@ NODE_FIELDS = (
     "models_root",
     "work_dir",
     "tokenizer_cache_dir",
+    "inference_lora_dir",
 )
 
 

@@ -1,14 +1,25 @@
 """Create or update this machine's GPU node, from options and from what is found at home."""
 
 import os
+import shlex
 from pathlib import Path
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
+from training.choices import ComfyUnloadMode
 from training.models import GPUNode
 from training.nodes.setup import NODE_FIELDS, detected_settings
+
+# Node settings about the inference server around training (typed: not plain paths).
+INFERENCE_FIELDS = (
+    "comfyui_unload",
+    "inference_stop_command",
+    "inference_start_command",
+    "inference_start_timeout",
+    "inference_gpu",
+)
 
 
 class Command(BaseCommand):
@@ -24,6 +35,30 @@ class Command(BaseCommand):
         parser.add_argument("--comfyui-url", help="ComfyUI URL, e.g. http://127.0.0.1:8188.")
         parser.add_argument("--swarmui-url", help="SwarmUI URL, e.g. http://127.0.0.1:7801.")
         parser.add_argument("--lora-dir", help="Where finished LoRAs are published.")
+        parser.add_argument(
+            "--inference-lora-dir", "--comfyui-lora-dir", dest="inference_lora_dir",
+            help="The LoRA folder ComfyUI/SwarmUI lists, when it differs from --lora-dir "
+            "(evaluations copy files into its lorastudio-eval/ folder).",
+        )  # fmt: skip
+        parser.add_argument(
+            "--unload", choices=[c.value for c in ComfyUnloadMode],
+            help="Before training: none (leave ComfyUI alone), free (ask it to free memory), "
+            "stop (run --stop-command, and --start-command after the run).",
+        )  # fmt: skip
+        parser.add_argument(
+            "--stop-command", metavar="COMMAND",
+            help='Stops the inference server, e.g. "systemctl --user stop comfyui" (split into '
+            "arguments, never run by a shell).",
+        )  # fmt: skip
+        parser.add_argument("--start-command", metavar="COMMAND", help="Starts it again.")
+        parser.add_argument(
+            "--start-timeout", type=int, metavar="SECONDS",
+            help="How long to wait for the server to answer after starting it (default 300).",
+        )  # fmt: skip
+        parser.add_argument(
+            "--inference-gpu", type=int, metavar="INDEX",
+            help="The GPU ComfyUI/SwarmUI renders on (default 0).",
+        )  # fmt: skip
         parser.add_argument("--models-root", help="Base folder of relative model paths.")
         parser.add_argument("--work-dir", help="Where runs are prepared.")
         parser.add_argument(
@@ -67,8 +102,9 @@ class Command(BaseCommand):
                 node, values.pop("_hf_home"), values.pop("_hf_tokenizers")
             )
         values |= {f: opts[f] for f in NODE_FIELDS if opts[f] is not None}
+        values |= self._inference_settings(opts)
         env_changes |= self._env_changes(opts["trainer_env"])
-        for field in NODE_FIELDS:
+        for field in (*NODE_FIELDS, *INFERENCE_FIELDS):
             if field in values:
                 self.stdout.write(f"{field}: {values[field]}")
         for key, value in env_changes.items():
@@ -77,7 +113,8 @@ class Command(BaseCommand):
             self.stdout.write(f"Would register node {name}")
             return
         created = node.pk is None
-        changed = [f for f in NODE_FIELDS if f in values and getattr(node, f) != values[f]]
+        fields = (*NODE_FIELDS, *INFERENCE_FIELDS)
+        changed = [f for f in fields if f in values and getattr(node, f) != values[f]]
         for field in changed:
             setattr(node, field, values[field])
         env = {k: v for k, v in {**node.trainer_env, **env_changes}.items() if v != ""}
@@ -113,6 +150,30 @@ class Command(BaseCommand):
             self.stdout.write(f"trainer_env HF_HOME: {current} kept (set by staff)")
             return {}
         return {"HF_HOME": hf_home}
+
+    def _inference_settings(self, opts) -> dict:
+        """The options about ComfyUI/SwarmUI around training, as node field values."""
+        values: dict = {}
+        if opts["unload"] is not None:
+            values["comfyui_unload"] = opts["unload"]
+        for option, field in (
+            ("stop_command", "inference_stop_command"),
+            ("start_command", "inference_start_command"),
+        ):
+            if opts[option] is not None:
+                try:
+                    values[field] = shlex.split(opts[option])
+                except ValueError as exc:
+                    raise CommandError(f"{option.replace('_', '-')}: {exc}") from None
+        for option, field in (
+            ("start_timeout", "inference_start_timeout"),
+            ("inference_gpu", "inference_gpu"),
+        ):
+            if opts[option] is not None:
+                if opts[option] < 0:
+                    raise CommandError(f"{option.replace('_', '-')}: must not be negative")
+                values[field] = opts[option]
+        return values
 
     def _env_changes(self, pairs: list[str]) -> dict[str, str]:
         """KEY=VALUE options as a dict ("" removes KEY); bad pairs are a CommandError."""

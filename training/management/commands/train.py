@@ -50,6 +50,11 @@ class Command(BaseCommand):
         parser.add_argument(
             "--wait", action="store_true", help="Follow the run; exit non-zero unless it succeeds."
         )
+        parser.add_argument(
+            "--no-evaluate", action="store_true",
+            help="Do not evaluate it in ComfyUI/SwarmUI after training (default: the preset's "
+            "setting, on without a preset).",
+        )  # fmt: skip
 
     def handle(self, *args, **opts):
         base_model = BaseModel.objects.filter(name=opts["base_model"]).first()
@@ -157,6 +162,7 @@ class Command(BaseCommand):
             extra_flags=request.extra_flags,
             name=request.name,
             use_planner=request.use_planner,
+            evaluate_after=False if opts["no_evaluate"] else None,
         )
         if opts["json"]:
             self.stdout.write(json.dumps({"run": run.pk, "status": run.status}))
