@@ -147,3 +147,12 @@ def test_socket_sends_a_rendering_evaluations_pictures(student, other_student, f
     assert [m["cell"] for m in pictures] == ["0:0:1:0", "0:0:1:1"]  # the base, 2 prompts
     assert {m["evaluation"] for m in pictures} == {evaluation.pk}
     assert async_to_sync(messages)(session_cookie(other_student))[0] is False
+
+
+def test_report_and_compare_show_the_grid_read_only(student_client, rendered):
+    run = rendered.run
+    urls = [reverse("training:eval-image", args=[run.pk, i.pk]) for i in rendered.images.all()]
+    for page_url in (f"/runs/{run.pk}/report/", f"/runs/compare/?a={run.pk}&b={run.pk}"):
+        page = student_client.get(page_url).content.decode()
+        assert all(f'src="{url}"' in page for url in urls), page_url
+        assert "Keep this epoch" not in page and "No evaluation grid yet" not in page
