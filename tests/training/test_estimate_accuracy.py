@@ -15,12 +15,13 @@ import uuid
 
 import pytest
 from django.urls import reverse
+from django.utils import timezone
 
 from tests.factories import make_base_model, make_node
 from tests.queue_helpers import make_image_dataset
 from training.choices import RunStatus
 from training.execution import runner
-from training.models import Preset, TrainingRun
+from training.models import GPUNode, Preset, TrainingRun
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
@@ -43,6 +44,9 @@ def _slow_demo_steps(monkeypatch, settings):
 
 
 def _submit_and_run(client, preset, model, dataset) -> TrainingRun:
+    # The node's agent beats while the lab works; each run here takes seconds, and four of
+    # them on a busy machine can outlast the heartbeat timeout.
+    GPUNode.objects.update(last_heartbeat=timezone.now())
     data = {"preset": preset.pk, "base_model": model.pk, "dataset": dataset.pk, "name": "est"}
     data.update({f"p_{k}": v for k, v in CHOICES.items()})
     data.update(submit="1", form_token=str(uuid.uuid4()))
