@@ -187,6 +187,9 @@ LORASTUDIO_REQUIRE_APPROVAL = env_bool("LORASTUDIO_REQUIRE_APPROVAL", False)
 # A student's unfinished runs (waiting for approval, queued or training) at most; staff have
 # no limit. Checked by the plan (training/planning.py) under the owner's row lock at submit.
 LORASTUDIO_MAX_ACTIVE_RUNS_PER_USER = env_int("LORASTUDIO_MAX_ACTIVE_RUNS_PER_USER", 3, minimum=1)
+# A student's GPU-hours per week (Monday 00:00 in TIME_ZONE), 0 = no limit; staff override it
+# per group and per user in the admin (training/quotas.py).
+LORASTUDIO_WEEKLY_GPU_HOURS = env_float("LORASTUDIO_WEEKLY_GPU_HOURS", 0.0, minimum=0.0)
 # What the lab pays per kWh: runs' energy (summed by the node agents) is shown with a cost
 # when it is above 0 (training/energy.py). The currency is only a label.
 LORASTUDIO_COST_PER_KWH = env_float("LORASTUDIO_COST_PER_KWH", 0.0, minimum=0.0)
