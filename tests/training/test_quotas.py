@@ -235,3 +235,12 @@ def test_run_again_is_refused_once_the_hours_are_used(settings, student_client, 
     response = student_client.post(reverse("training:run-rerun", args=[run.pk]), follow=True)
     assert "alice has used 2.0 of 1 GPU-hours this week" in response.content.decode()
     assert runs_of(student) == 1
+
+
+def test_the_settings_page_shows_the_limits_too(settings, student_client, student):
+    settings.LORASTUDIO_WEEKLY_GPU_HOURS = 4
+    submitted(student)
+    page = student_client.get(reverse("account-settings")).content.decode()
+    assert "GPU-hours this week: <strong>4.00 of 4 left</strong>" in page
+    assert f"new hours {NEXT_WEEK_TEXT}" in page
+    assert "Runs at once: <strong>2 of 3 left</strong>" in page
