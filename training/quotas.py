@@ -10,7 +10,8 @@ per group and per user (admin → Quotas). Reads only; the plan (training.planni
 - GPU-hours used: every run that started training counts from its start to its end (up to
   now while it trains), in the week it ran: a run over Sunday midnight counts in both weeks.
   Weeks start on Monday 00:00 in the lab's TIME_ZONE. The CPU demo counts too (it holds its
-  node's training slot). A run that starts with hours left is not stopped at the limit.
+  node's training slot). The hours are checked at submit: runs already submitted still
+  start, and a run is not stopped when it passes the limit.
 """
 
 from __future__ import annotations
@@ -40,6 +41,11 @@ class Limit:
     @property
     def limited(self) -> bool:
         return self.value is not None
+
+
+def _hours(value: float) -> str:
+    """Hours as refusals write them: 2.5, 2, 0.05."""
+    return f"{value:.2f}".rstrip("0").rstrip(".")
 
 
 def _limit(value: float, source: str) -> Limit:
@@ -155,8 +161,9 @@ def submit_refusals(owner, values: dict, *, steps: int | None) -> list[str]:
     hours = limits["weekly_gpu_hours"]
     if hours.limited and status.hours_left <= 0:
         reasons.append(
-            f"{owner} has used {status.hours_used:.1f} of {hours.value:g} GPU-hours this week "
-            f"({hours.source}); they come back when the new week starts, {status.renews}."
+            f"{owner} has used {_hours(status.hours_used)} of {_hours(hours.value)} GPU-hours "
+            f"this week ({hours.source}); they come back when the new week starts, "
+            f"{status.renews}."
         )
     resolution, cap = values.get("resolution"), status.cap("max_resolution")
     if cap is not None and isinstance(resolution, int) and resolution > cap:

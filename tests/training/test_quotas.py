@@ -96,7 +96,7 @@ def test_a_run_still_training_counts_up_to_now(
     settings.LORASTUDIO_WEEKLY_GPU_HOURS = 2
     run_that_trained(student, WEDNESDAY_NOON - timedelta(hours=2), None)
     html = post_run(student_client, demo_preset, demo_model, student).content.decode()
-    assert "alice has used 2.0 of 2 GPU-hours this week" in html
+    assert "alice has used 2 of 2 GPU-hours this week" in html
     assert runs_of(student) == 1
 
 
@@ -124,7 +124,7 @@ def test_a_group_quota_beats_the_default_and_a_users_own_beats_the_group(
 
     Quota.objects.create(user=student, weekly_gpu_hours=1.5)
     html = post_run(student_client, demo_preset, demo_model, student).content.decode()
-    assert "alice has used 3.0 of 1.5 GPU-hours this week (set for alice by staff)" in html
+    assert "alice has used 3 of 1.5 GPU-hours this week (set for alice by staff)" in html
     assert runs_of(student) == 2
 
 
@@ -233,7 +233,7 @@ def test_run_again_is_refused_once_the_hours_are_used(settings, student_client, 
     settings.LORASTUDIO_WEEKLY_GPU_HOURS = 1
     run = run_that_trained(student, WEEK_START, WEEK_START + timedelta(hours=2))
     response = student_client.post(reverse("training:run-rerun", args=[run.pk]), follow=True)
-    assert "alice has used 2.0 of 1 GPU-hours this week" in response.content.decode()
+    assert "alice has used 2 of 1 GPU-hours this week" in response.content.decode()
     assert runs_of(student) == 1
 
 
