@@ -187,6 +187,9 @@ LORASTUDIO_REQUIRE_APPROVAL = env_bool("LORASTUDIO_REQUIRE_APPROVAL", False)
 # A student's unfinished runs (waiting for approval, queued or training) at most; staff have
 # no limit. Checked by the plan (training/planning.py) under the owner's row lock at submit.
 LORASTUDIO_MAX_ACTIVE_RUNS_PER_USER = env_int("LORASTUDIO_MAX_ACTIVE_RUNS_PER_USER", 3, minimum=1)
+# A student's GPU-hours per week (Monday 00:00 in TIME_ZONE), 0 = no limit; staff override it
+# per group and per user in the admin (training/quotas.py).
+LORASTUDIO_WEEKLY_GPU_HOURS = env_float("LORASTUDIO_WEEKLY_GPU_HOURS", 0.0, minimum=0.0)
 # What the lab pays per kWh: runs' energy (summed by the node agents) is shown with a cost
 # when it is above 0 (training/energy.py). The currency is only a label.
 LORASTUDIO_COST_PER_KWH = env_float("LORASTUDIO_COST_PER_KWH", 0.0, minimum=0.0)
@@ -197,6 +200,28 @@ LORASTUDIO_MAX_EVAL_IMAGES = env_int("LORASTUDIO_MAX_EVAL_IMAGES", 200, minimum=
 LORASTUDIO_EVAL_IMAGE_TIMEOUT_SECONDS = env_float(
     "LORASTUDIO_EVAL_IMAGE_TIMEOUT_SECONDS", 900.0, minimum=0.1
 )
+
+# --- Mail and webhooks (training/notifications/) ------------------------------------------
+# Django's own names. The console backend prints mails to the worker's output until a lab
+# sets EMAIL_BACKEND=django.core.mail.backends.smtp.EmailBackend and its server.
+EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
+EMAIL_HOST = env_str("EMAIL_HOST", "localhost")
+EMAIL_PORT = env_int("EMAIL_PORT", 25, minimum=1)
+EMAIL_HOST_USER = env_str("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
+EMAIL_FILE_PATH = env_path("EMAIL_FILE_PATH", DATA_DIR / "mail")  # the file backend's folder
+# A mail server that does not answer must not hold a queue worker for ever.
+EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 30, minimum=1)
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "LoRA Studio <lorastudio@localhost>")
+# The address mails and webhooks link to (scheme, host and port; no trailing slash).
+LORASTUDIO_SITE_URL = env_str("LORASTUDIO_SITE_URL", "http://127.0.0.1:8000").rstrip("/")
+# Webhooks to loopback, private, link-local or reserved addresses are refused (a student
+# could otherwise make the server call the lab's own services) unless this is True.
+LORASTUDIO_WEBHOOK_ALLOW_PRIVATE = env_bool("LORASTUDIO_WEBHOOK_ALLOW_PRIVATE", False)
+# The django-q2 cluster that sends mails and webhooks; empty: the sender's own queue
+# (LORASTUDIO_NODE of the process whose change it reports).
+LORASTUDIO_NOTIFY_CLUSTER = env_str("LORASTUDIO_NOTIFY_CLUSTER", "")
 
 # --- Websockets -----------------------------------------------------------------------------
 # An open socket re-checks the login behind it before every push and this often, and closes

@@ -6,6 +6,7 @@ from django.urls import include, path
 
 from lorastudio import views
 from lorastudio.forms import AdminLoginForm, LoginForm
+from training.notifications.views import account_settings
 
 admin.site.site_header = "LoRA Studio administration"
 admin.site.site_title = "LoRA Studio admin"
@@ -31,6 +32,7 @@ urlpatterns = [
         auth_views.PasswordChangeDoneView.as_view(),
         name="password_change_done",
     ),
+    path("settings/", account_settings, name="account-settings"),
     path("datasets/", include("datasets.urls")),
     path("", include("training.urls")),
     path("admin/", admin.site.urls),

@@ -68,3 +68,34 @@ def loss_chart(runs, width: int = WIDTH, height: int = HEIGHT) -> Chart:
         for i, (run, points) in enumerate(series)
     ]  # fmt: skip
     return Chart(curves, (x0, x1), (y0, y1))
+
+
+@dataclass(frozen=True)
+class Bar:
+    """One bar of a bar chart, in chart coordinates (x right, y down)."""
+
+    label: str
+    value: float
+    x: float
+    y: float
+    width: float
+    height: float
+
+    @property
+    def center(self) -> float:
+        return self.x + self.width / 2
+
+
+def bars(values: list[tuple[str, float]], width: int = WIDTH, height: int = 160) -> list[Bar]:
+    """Labelled values as bars side by side, the largest `height` - 2·PAD tall (the admin's
+    GPU-hours per week)."""
+    if not values:
+        return []
+    top = max(v for _, v in values) or 1.0
+    slot = (width - 2 * PAD) / len(values)
+    result = []
+    for i, (label, value) in enumerate(values):
+        h = (height - 2 * PAD) * value / top
+        x = PAD + i * slot + slot * 0.15
+        result.append(Bar(label, value, x, height - PAD - h, slot * 0.7, h))
+    return result

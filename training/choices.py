@@ -130,3 +130,30 @@ EVAL_TRANSITIONS: dict[str, frozenset[str]] = {
     EvalStatus.FAILED: frozenset(),
     EvalStatus.CANCELLED: frozenset(),
 }
+
+
+class NotifyEvent(models.TextChoices):
+    """What a user can be told about by mail or webhook (training/notifications/)."""
+
+    RUN_SUCCEEDED = "run.succeeded", "A run of mine succeeded"
+    RUN_FAILED = "run.failed", "A run of mine failed"
+    RUN_CANCELLED = "run.cancelled", "A run of mine was cancelled"
+    EVALUATION_READY = "evaluation.ready", "An evaluation of my run is ready"
+    APPROVAL_NEEDED = "run.pending_approval", "A run waits for approval (staff)"
+
+
+# The run statuses that notify, and the event each one is.
+NOTIFY_ON_STATUS = {
+    RunStatus.SUCCEEDED: NotifyEvent.RUN_SUCCEEDED,
+    RunStatus.FAILED: NotifyEvent.RUN_FAILED,
+    RunStatus.CANCELLED: NotifyEvent.RUN_CANCELLED,
+    RunStatus.PENDING_APPROVAL: NotifyEvent.APPROVAL_NEEDED,
+}
+# Events only staff receive.
+STAFF_EVENTS = (NotifyEvent.APPROVAL_NEEDED,)
+
+
+class DeliveryStatus(models.TextChoices):
+    PENDING = "pending", "Pending (will be tried again)"
+    DELIVERED = "delivered", "Delivered"
+    FAILED = "failed", "Failed (given up)"

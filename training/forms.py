@@ -24,7 +24,11 @@ from sdscripts.prompts import MAX_SAMPLE_PROMPTS
 from sdscripts.steps import DEFAULT_EPOCHS, suggest_length
 from training.models import GPU, BaseModel, Preset
 from training.planning import RunRequest, plan_run
+from training.quotas import quota_status
 from training.selectors import unavailable_optimizers
+
+# The quota caps (training.quotas) on the new-run form's knobs: option name → Quota field.
+QUOTA_CAPS = {"resolution": "max_resolution", "max_train_epochs": "max_epochs"}
 
 
 def open_params(preset: Preset, *, staff: bool = False) -> list:
@@ -76,20 +80,27 @@ def _typed_field(p, choices: tuple, lo, hi, common: dict) -> forms.Field:
     return forms.CharField(widget=widget, **common)
 
 
-def dataset_proposals(preset: Preset, dataset: Dataset, *, staff: bool, batch=None) -> dict:
+def dataset_proposals(
+    preset: Preset, dataset: Dataset, *, staff: bool, batch=None, caps: dict | None = None
+) -> dict:
     """Values the dataset proposes for the knobs it informs (sdscripts.labels.FROM_DATASET):
     its trigger word; repeats and epochs that give the architecture's target steps for its
     image count (the preset's epochs kept where they can be); the largest resolution up to
-    the preset's that its images support (the lint's "tiny image" rule)."""
+    the preset's that its images support (the lint's "tiny image" rule). `caps` (option
+    name → largest value, the owner's quotas) lower the upper bounds."""
     arch = spec(preset.architecture)
     rules = {} if staff else dict(preset.bounds or {})
     locked = set(preset.locked or ())
+    caps = caps or {}
 
     def limits(name: str) -> tuple:
         if name in locked:
             value = preset_value(preset, name)
             return (value, value)
-        return bounds(PARAMS[name], arch.key, rules.get(name))[:2]
+        lo, hi = bounds(PARAMS[name], arch.key, rules.get(name))[:2]
+        if caps.get(name) is not None:
+            hi = caps[name] if hi is None else min(hi, caps[name])
+        return lo, hi
 
     try:
         batch = int(batch or preset_value(preset, "train_batch_size") or 1)
@@ -105,6 +116,8 @@ def dataset_proposals(preset: Preset, dataset: Dataset, *, staff: bool, batch=No
     )
     # Never below half the preset's size: smaller images get the lint's warning instead.
     preferred = int(preset_value(preset, "resolution"))
+    if caps.get("resolution") is not None and "resolution" not in locked:
+        preferred = min(preferred, int(caps["resolution"]))
     resolution = supported_resolution(
         list(dataset.images.values_list("width", "height")),
         preferred=preferred,
@@ -211,8 +224,10 @@ class RunForm(forms.Form):
         self.user = user
         self.submit = submit  # a real submit needs the form's token; previews do not
         self.plan = None
+        self.quota = quota_status(user)
         source = self.data if self.is_bound else self.initial
         model, preset = chosen_model_and_preset(source.get("base_model"), source.get("preset"))
+        self.chosen_model = model
         # `chosen_preset`, not `preset`, in templates: there `form.preset` is the field.
         self.preset = self.chosen_preset = preset
         models = BaseModel.objects.filter(enabled=True)
@@ -238,7 +253,23 @@ class RunForm(forms.Form):
             for p in open_params(preset, staff=user.is_staff):
                 self.fields[f"p_{p.name}"] = _param_field(preset, p, staff=user.is_staff)
                 self.param_names.append(p.name)
+        self._cap_fields()
         self.proposals = self._proposals(datasets)
+
+    def quota_caps(self) -> dict[str, int]:
+        """The owner's quota caps by sd-scripts option name (training.quotas)."""
+        caps = {name: self.quota.cap(field) for name, field in QUOTA_CAPS.items()}
+        return {name: cap for name, cap in caps.items() if cap is not None}
+
+    def _cap_fields(self) -> None:
+        """Lower the open knobs' upper bounds to the owner's quota caps, and say so."""
+        for name, cap in self.quota_caps().items():
+            field = self.fields.get(f"p_{name}")
+            if field is None:
+                continue
+            current = field.widget.attrs.get("max")
+            field.widget.attrs["max"] = f"{min(float(current), cap) if current else cap:g}"
+            field.help_text += f" Your limit: {cap}."
 
     def _proposals(self, datasets) -> dict:
         """What the chosen dataset proposes (empty without one); an unbound form shows the
@@ -251,7 +282,9 @@ class RunForm(forms.Form):
         if dataset is None or self.preset is None:
             return {}
         batch = self.data.get("p_train_batch_size") if self.is_bound else None
-        proposals = dataset_proposals(self.preset, dataset, staff=self.user.is_staff, batch=batch)
+        proposals = dataset_proposals(
+            self.preset, dataset, staff=self.user.is_staff, batch=batch, caps=self.quota_caps()
+        )
         proposals = {k: v for k, v in proposals.items() if k in self.param_names}
         if not self.is_bound:
             for name, value in proposals.items():

@@ -8,8 +8,16 @@ from django.db import transaction
 from django.utils import timezone
 
 from training import live
-from training.choices import ALLOWED_TRANSITIONS, TERMINAL, EventKind, FailureReason, RunStatus
+from training.choices import (
+    ALLOWED_TRANSITIONS,
+    NOTIFY_ON_STATUS,
+    TERMINAL,
+    EventKind,
+    FailureReason,
+    RunStatus,
+)
 from training.models import RunEvent, TrainingRun
+from training.notifications.events import notify_after_commit
 
 
 class TransitionError(ValueError):
@@ -34,7 +42,8 @@ def transition(
        (`expect`), with TransitionError; nothing is written then.
     3. Write status, reason, message, timestamps and any `changes` in one save.
     4. Record the RunEvent (who, when, from, to, reason, note).
-    5. On commit, push the new state to the run's group and the lab board.
+    5. On commit, push the new state to the run's group and the lab board, and queue the
+       mails and webhooks of an end or a wait for approval (training.notifications).
     """
     to = RunStatus(to)
     locked = (
@@ -91,6 +100,8 @@ def transition(
 
     state = live.run_state(locked)
     transaction.on_commit(lambda: live.send_state(state))
+    if to in NOTIFY_ON_STATUS:
+        notify_after_commit(NOTIFY_ON_STATUS[to], locked.pk)
 
     # Keep the caller's object in step with the database.
     for name in fields:

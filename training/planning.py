@@ -28,7 +28,8 @@ from sdscripts.prompts import sample_prompts as sample_prompts_of
 from sdscripts.rules import samples_during_training
 from sdscripts.steps import counted, total_steps
 from training import advice
-from training.models import TrainingRun
+from training.licences import licence_refusal
+from training.quotas import submit_refusals as quota_refusals
 from training.selectors import (
     candidate_gpus,
     largest_gpu_mib,
@@ -133,21 +134,6 @@ def _check_access(request: RunRequest) -> None:
         raise PermissionDenied("Only staff may pass extra sd-scripts flags.")
 
 
-def unfinished_runs_refusal(owner) -> str | None:
-    """The owner's limit of unfinished runs (LORASTUDIO_MAX_ACTIVE_RUNS_PER_USER): why a new
-    run would exceed it, or None. Staff have no limit."""
-    if owner.is_staff:
-        return None
-    limit = settings.LORASTUDIO_MAX_ACTIVE_RUNS_PER_USER
-    unfinished = TrainingRun.objects.filter(owner=owner).unfinished().count()
-    if unfinished < limit:
-        return None
-    return (
-        f"{owner} already has {unfinished} unfinished runs (queued, waiting or training); "
-        f"the lab allows {limit} per student. Wait for one to finish, or cancel one."
-    )
-
-
 def default_sample_prompts(dataset, count: int = 2, *, trigger_word: str | None = None) -> str:
     """Prompts for a run that samples but was given none: the dataset's first captions.
 
@@ -179,9 +165,10 @@ def plan_run(request: RunRequest) -> RunPlan:
     3. Memory: plan against the given budget, else the lab's largest GPU, else 24 GB, with
        the correction the architecture's measured peaks call for (`vram_correction`); add
        memory savers when the request allows it.
-    4. Verdict: every reason it may not be queued (the owner's limit of unfinished runs, no
-       dataset, a dataset check error, no GPU of the lab holds it); empty means the submit
-       service may queue it.
+    4. Verdict: every reason it may not be queued (a base model licence the owner has not
+       accepted, the owner's quotas (training.quotas: runs at once, GPU-hours this week,
+       image size, epochs, steps), no dataset, a dataset check error, no GPU of the lab
+       holds it); empty means the submit service may queue it.
     5. Time (with a dataset): steps, seconds per step from the lab's history or the prior,
        the expected start after the queue ahead (training.timing), and the trade-offs worth
        offering (training.advice); docs/estimates.md.
@@ -213,8 +200,9 @@ def plan_run(request: RunRequest) -> RunPlan:
         values = dict(memory.params)
 
     blocking: list[str] = []
-    if refusal := unfinished_runs_refusal(owner):
+    if refusal := licence_refusal(owner, request.base_model):
         blocking.append(refusal)
+    blocking += quota_refusals(owner, values, steps=_steps(request, values))
     if request.dataset is None:
         blocking.append("A run needs a dataset.")
     if not memory.fits and (largest is not None or request.budget_mib):
@@ -253,11 +241,9 @@ def plan_run(request: RunRequest) -> RunPlan:
     )
 
 
-def _timing(
-    request: RunRequest, requested: dict, memory: vram.Plan, correction: float, values: dict
-) -> tuple[Timing, tuple[advice.Tradeoff, ...]]:
-    """When the run would be ready (training.timing), and the trade-offs worth offering."""
-    arch, dataset = request.base_model.architecture, request.dataset
+def _count(request: RunRequest, values: dict) -> tuple[tuple[int, int, int, int], dict]:
+    """What the steps of a run with a dataset are counted from (sdscripts.steps)."""
+    dataset = request.dataset
     count = (
         dataset.image_count,
         values.get("num_repeats") or dataset.repeats,
@@ -268,6 +254,23 @@ def _timing(
         "max_train_steps": values.get("max_train_steps"),
         "with_reg": bool(request.regularization),
     }
+    return count, how
+
+
+def _steps(request: RunRequest, values: dict) -> int | None:
+    """The steps the run would train (None without a dataset)."""
+    if request.dataset is None:
+        return None
+    count, how = _count(request, values)
+    return total_steps(*count, **how)
+
+
+def _timing(
+    request: RunRequest, requested: dict, memory: vram.Plan, correction: float, values: dict
+) -> tuple[Timing, tuple[advice.Tradeoff, ...]]:
+    """When the run would be ready (training.timing), and the trade-offs worth offering."""
+    arch = request.base_model.architecture
+    count, how = _count(request, values)
     steps = total_steps(*count, **how)
     lab = Lab()
     need = memory.estimate_mib if request.base_model.spec.on_gpu else None

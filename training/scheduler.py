@@ -20,7 +20,7 @@ from training.evaluation.placement import (
 )
 from training.lifecycle import TransitionError, transition
 from training.models import GPU, GPUNode, TrainingRun
-from training.selectors import node_can_import, nowhere_has_files
+from training.selectors import hours_held, node_can_import, nowhere_has_files
 
 logger = logging.getLogger(__name__)
 
@@ -43,15 +43,7 @@ def _gb(mib: int) -> str:
 def gpu_hours_by_owner(now=None) -> dict[int, float]:
     """GPU-hours each owner used in the last 7 days (runs still on a GPU count up to now)."""
     now = now or timezone.now()
-    cutoff = now - FAIR_SHARE_WINDOW
-    rows = TrainingRun.objects.filter(
-        gpu__isnull=False, started_at__isnull=False, started_at__lt=now
-    ).exclude(finished_at__lt=cutoff)
-    hours: dict[int, float] = {}
-    for owner_id, started, finished in rows.values_list("owner_id", "started_at", "finished_at"):
-        seconds = ((finished or now) - max(started, cutoff)).total_seconds()
-        hours[owner_id] = hours.get(owner_id, 0.0) + max(0.0, seconds) / 3600
-    return hours
+    return hours_held(TrainingRun.objects.filter(gpu__isnull=False), now - FAIR_SHARE_WINDOW, now)
 
 
 def queue_key(run: TrainingRun, usage: dict[int, float]) -> tuple:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from sdscripts.architectures import ARCHITECTURES
 from sdscripts.params import OPTIMIZER_MODULES
 from sdscripts.vram import CORRECTION_WINDOW, Correction, estimate_vram, learned_correction, plan
@@ -126,3 +128,15 @@ def vram_correction(architecture: str) -> Correction:
     return learned_correction(
         (peak, estimate_vram(architecture, dict(params or {})).total_mib) for peak, params in rows
     )
+
+
+def hours_held(runs, start: datetime, end: datetime) -> dict[int, float]:
+    """Hours each owner's `runs` trained between `start` and `end`: a run counts from its
+    start to its end (up to `end` while it still trains), only the part inside the window."""
+    rows = runs.filter(started_at__isnull=False, started_at__lt=end).exclude(finished_at__lte=start)
+    hours: dict[int, float] = {}
+    for owner_id, started, finished in rows.values_list("owner_id", "started_at", "finished_at"):
+        seconds = (min(finished or end, end) - max(started, start)).total_seconds()
+        if seconds > 0:
+            hours[owner_id] = hours.get(owner_id, 0.0) + seconds / 3600
+    return hours

@@ -36,3 +36,17 @@ def reap_and_dispatch() -> list[int]:
 def node_heartbeat(node_name: str) -> str:
     """Refresh a node's GPU rows and heartbeat."""
     return agent.beat(node_name).status_message
+
+
+def send_notifications(event: str, run_id: int, evaluation_id: int | None = None) -> str:
+    """Mail and webhook the people who asked to hear of `event` (queued after commit)."""
+    from training.notifications.send import send_notifications as send
+
+    return send(event, run_id, evaluation_id)
+
+
+def deliver_webhook(delivery_id: int) -> str:
+    """Try a webhook delivery again (scheduled with backoff after a failed attempt)."""
+    from training.notifications.webhooks import attempt
+
+    return attempt(delivery_id)

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from training import report_views, views
+from training import licence_views, report_views, views
 from training.evaluation import views as evaluation_views
 
 app_name = "training"
@@ -42,4 +42,5 @@ urlpatterns = [
     path("runs/<int:pk>/keep/<int:artifact_id>/", evaluation_views.keep_epoch, name="keep-epoch"),
     path("lab/board/", views.lab_board, name="lab-board"),
     path("usage/", report_views.usage, name="usage"),
+    path("models/<int:pk>/licence/", licence_views.licence, name="licence"),
 ]

@@ -17,6 +17,7 @@ from sdscripts.params import ParamError
 from training import reports, scheduler, services
 from training.choices import ON_GPU, RunStatus
 from training.forms import RunForm
+from training.licences import needs_acceptance
 from training.models import GPU, GPUNode, LoraArtifact, RunLog, SampleImage, TrainingRun
 from training.provenance.exact import provenance_of
 from training.timing import Lab
@@ -168,9 +169,18 @@ def _initial_from(run: TrainingRun) -> dict:
 
 
 def _form_context(form: RunForm) -> dict:
-    """The form and its plan (with the form's own field errors for the plan panel)."""
+    """The form and its plan (with the form's own field errors for the plan panel), the
+    owner's quota and the chosen model's licence gate."""
     errors = {k: v for k, v in form.errors.items() if k != "__all__"} if form.is_bound else {}
-    return {"form": form, "check": form.plan, "param_errors": errors}
+    model = form.chosen_model
+    gate = model if model is not None and needs_acceptance(form.user, model) else None
+    return {
+        "form": form,
+        "check": form.plan,
+        "param_errors": errors,
+        "quota": form.quota,
+        "licence_gate": gate,
+    }
 
 
 @login_required

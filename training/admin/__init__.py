@@ -3,6 +3,6 @@
 Importing the modules registers their ModelAdmins with the default admin site.
 """
 
-from training.admin import actions, catalog, evaluations, nodes, records, runs
+from training.admin import actions, catalog, evaluations, lab, nodes, records, runs
 
-__all__ = ["actions", "catalog", "evaluations", "nodes", "records", "runs"]
+__all__ = ["actions", "catalog", "evaluations", "lab", "nodes", "records", "runs"]

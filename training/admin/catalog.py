@@ -31,8 +31,9 @@ def _correction(base_model: BaseModel) -> Correction:
 
 @admin.register(BaseModel)
 class BaseModelAdmin(SimpleHistoryAdmin):
-    list_display = ("name", "architecture", "enabled", "checkpoint", "correction", "updated_at")
-    list_filter = ("architecture", "enabled")
+    list_display = ("name", "architecture", "enabled", "licence_requires_acceptance",
+                    "checkpoint", "correction", "updated_at")  # fmt: skip
+    list_filter = ("architecture", "enabled", "licence_requires_acceptance")
     search_fields = ("name", "checkpoint", "notes")
     date_hierarchy = "created_at"
     readonly_fields = ("correction_detail",)

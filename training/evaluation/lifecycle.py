@@ -7,7 +7,8 @@ queued → assigned → running → succeeded | failed (reason) | cancelled
 ```
 
 Every move is in `training.choices.EVAL_TRANSITIONS`. A move is recorded on the run's
-timeline (an "evaluation" event) and sent to the run's page after commit. The run itself is
+timeline (an "evaluation" event) and sent to the run's page after commit; a succeeded one
+queues the "evaluation ready" mail and webhook (training.notifications). The run itself is
 never touched: a failed evaluation leaves a succeeded run succeeded.
 """
 
@@ -19,9 +20,17 @@ from django.db import transaction
 from django.utils import timezone
 
 from training import live
-from training.choices import EVAL_TERMINAL, EVAL_TRANSITIONS, EvalFailure, EvalStatus, EventKind
+from training.choices import (
+    EVAL_TERMINAL,
+    EVAL_TRANSITIONS,
+    EvalFailure,
+    EvalStatus,
+    EventKind,
+    NotifyEvent,
+)
 from training.lifecycle import record_action
 from training.models import Evaluation
+from training.notifications.events import notify_after_commit
 
 
 class EvalTransitionError(ValueError):
@@ -80,6 +89,8 @@ def move(
     )
     state = live.evaluation_state(locked)
     transaction.on_commit(lambda: live.send_evaluation(locked.run_id, state))
+    if to == EvalStatus.SUCCEEDED:
+        notify_after_commit(NotifyEvent.EVALUATION_READY, locked.run_id, locked.pk)
     for name in fields:
         setattr(evaluation, name, getattr(locked, name))
     return evaluation

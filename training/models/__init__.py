@@ -3,7 +3,9 @@
 from training.models.artifacts import LoraArtifact, SampleImage
 from training.models.catalog import BaseModel, Preset
 from training.models.evaluation import Evaluation, EvaluationImage
+from training.models.lab import LicenceAcceptance, Quota
 from training.models.nodes import GPU, GPUNode
+from training.models.notifications import NotificationSettings, WebhookDelivery
 from training.models.provenance import FileHash, ProvenanceIsFinal, RunProvenance
 from training.models.runs import RunEvent, RunLog, TrainingRun
 
@@ -14,12 +16,16 @@ __all__ = [
     "Evaluation",
     "EvaluationImage",
     "GPUNode",
+    "LicenceAcceptance",
     "LoraArtifact",
+    "NotificationSettings",
     "Preset",
     "ProvenanceIsFinal",
+    "Quota",
     "RunEvent",
     "RunLog",
     "RunProvenance",
     "SampleImage",
     "TrainingRun",
+    "WebhookDelivery",
 ]

@@ -36,6 +36,15 @@ class BaseModel(models.Model):
     vae = models.CharField(max_length=500, blank=True, verbose_name="VAE (optional)")
     enabled = models.BooleanField(default=True)
     notes = models.TextField(blank=True)
+    licence_text = models.TextField(
+        blank=True, help_text="The model's licence, shown to students before they train on it."
+    )
+    licence_requires_acceptance = models.BooleanField(
+        default=False,
+        verbose_name="licence must be accepted",
+        help_text="Each user accepts the licence once, on its page, before their first run on "
+        "this model (e.g. FLUX.1-dev's non-commercial licence).",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -55,6 +64,8 @@ class BaseModel(models.Model):
             for field in (arch.files if arch else ())
             if not getattr(self, field).strip()
         }
+        if self.licence_requires_acceptance and not self.licence_text.strip():
+            missing["licence_text"] = "Write the licence users must accept."
         if missing:
             raise ValidationError(missing)
 
