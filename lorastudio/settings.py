@@ -187,6 +187,9 @@ LORASTUDIO_REQUIRE_APPROVAL = env_bool("LORASTUDIO_REQUIRE_APPROVAL", False)
 # A student's unfinished runs (waiting for approval, queued or training) at most; staff have
 # no limit. Checked by the plan (training/planning.py) under the owner's row lock at submit.
 LORASTUDIO_MAX_ACTIVE_RUNS_PER_USER = env_int("LORASTUDIO_MAX_ACTIVE_RUNS_PER_USER", 3, minimum=1)
+# A run that failed as worker_lost or node_offline, with a saved training state, is resumed
+# once by a new run that continues from that state (training/resume.py).
+LORASTUDIO_AUTO_RESUME = env_bool("LORASTUDIO_AUTO_RESUME", True)
 # What the lab pays per kWh: runs' energy (summed by the node agents) is shown with a cost
 # when it is above 0 (training/energy.py). The currency is only a label.
 LORASTUDIO_COST_PER_KWH = env_float("LORASTUDIO_COST_PER_KWH", 0.0, minimum=0.0)
