@@ -52,9 +52,11 @@ INSTALLED_APPS = [
     "channels",
     "django_q",
     "simple_history",
+    "ninja",
     "lorastudio",
     "datasets",
     "training",
+    "api",
 ]
 
 MIDDLEWARE = [
@@ -127,6 +129,8 @@ LORASTUDIO_LOGIN_FAILURES_PER_ADDRESS = env_int(
 LORASTUDIO_LOGIN_FAILURE_WINDOW_SECONDS = env_int(
     "LORASTUDIO_LOGIN_FAILURE_WINDOW_SECONDS", 900, minimum=1
 )
+# The token API (api/): requests per token and minute before it answers 429 with Retry-After.
+LORASTUDIO_API_REQUESTS_PER_MINUTE = env_int("LORASTUDIO_API_REQUESTS_PER_MINUTE", 120, minimum=1)
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
@@ -236,6 +240,10 @@ if REDIS_URL:
             "BACKEND": "channels_redis.core.RedisChannelLayer",
             "CONFIG": {"hosts": [REDIS_URL]},
         }
+    }
+    # Shared counters (the API's rate limits) see every web-server process.
+    CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
     }
 else:
     Q_CLUSTER["orm"] = "default"

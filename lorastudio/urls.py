@@ -4,6 +4,7 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
+from api.api import api
 from lorastudio import views
 from lorastudio.forms import AdminLoginForm, LoginForm
 
@@ -32,6 +33,8 @@ urlpatterns = [
         name="password_change_done",
     ),
     path("datasets/", include("datasets.urls")),
+    path("api/v1/", api.urls),
+    path("api-tokens/", include("api.urls")),
     path("", include("training.urls")),
     path("admin/", admin.site.urls),
 ]
