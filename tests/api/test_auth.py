@@ -96,3 +96,5 @@ def test_the_openapi_description_lists_every_endpoint(client):
         iter(schemes.values())
     ).items()
     assert set(schema["paths"]["/api/v1/runs/"]) == {"get", "post"}
+    docs = client.get("/api/v1/docs/")  # served from the app's own static files
+    assert docs.status_code == 200 and b"/static/ninja/swagger-ui" in docs.content
