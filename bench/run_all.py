@@ -31,6 +31,7 @@ def benchmarks(quick: bool) -> list[tuple[str, str, list[str]]]:
         ("layer_latency", "postgres+redis", [*SERVERS, PY, "bench/layer_latency.py", *lines]),
         ("ingest", "any", [PY, "bench/ingest.py", "--rounds", "1" if quick else "3"]),
         ("estimate_accuracy", "default", [PY, "bench/estimate_accuracy.py"]),
+        ("lost_run_detection", "default", [PY, "bench/lost_run_detection.py", "--kills", "3"]),
     ]
 
 
@@ -49,7 +50,7 @@ def main() -> int:
             match = FIGURE.match(line.strip())
             if match:
                 rows.append((name, stack, match["label"], match["p50"], match["p95"]))
-            elif "/s" in line:
+            elif "/s" in line or line.startswith("worker killed"):
                 notes.append(f"{name} ({stack}): {line.strip()}")
     width = max([len(r[2]) for r in rows] + [10])
     print(f"\n{'stack':<15} {'measure':<{width}} {'p50 ms':>8} {'p95 ms':>8}")

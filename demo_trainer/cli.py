@@ -98,6 +98,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--sample_prompts", default=None)
     parser.add_argument("--sample_every_n_epochs", type=_positive_int, default=None)
     parser.add_argument("--seed", type=int, default=42)
+    # sd-scripts' training state (demo_trainer.state): save it at each saved epoch and at the
+    # end, and continue from a saved one.
+    parser.add_argument("--save_state", action="store_true")
+    parser.add_argument("--resume", default=None, help="a state folder to continue from")
+    parser.add_argument("--initial_epoch", type=_positive_int, default=None)
     # sd-scripts' options of the same names (modelspec.title/author/description).
     parser.add_argument("--metadata_title", default=None)
     parser.add_argument("--metadata_author", default=None)
@@ -119,6 +124,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from demo_trainer import model as model_lib
+    from demo_trainer import state as state_lib
 
     torch.set_num_threads(1)  # tiny convs: one thread is as fast and robust on busy cores
     torch.manual_seed(args.seed)
@@ -133,6 +139,7 @@ def main(argv: list[str] | None = None) -> int:
         module.reset_parameters()
     params = [p for module in lora.values() for p in module.trainable_parameters()]
     optimizer = torch.optim.AdamW(params, lr=args.learning_rate, weight_decay=0.01)
+    generator = torch.Generator().manual_seed(args.seed)
 
     batches_per_dataset = []
     for spec in specs:
@@ -205,13 +212,30 @@ def main(argv: list[str] | None = None) -> int:
             path = sample_dir / f"{args.output_name}_e{epoch:06d}_{index:02d}_{stamp}.png"
             model_lib.generate(denoiser, tokens(prompt), seed, spec.width, spec.height, steps, path)
 
+    def save_state(folder: Path, epoch: int, step: int) -> None:
+        say(f"save train state to {folder / state_lib.STATE_FILE} at epoch {epoch} step {step}")
+        state_lib.save_state(folder, lora, optimizer, generator, epoch=epoch, step=step)
+
+    first_epoch = 0
+    if args.resume:
+        first_epoch = _resume(args, state_lib, lora, optimizer, generator, steps_per_epoch)
+        if first_epoch is None:
+            return 1
+    elif args.initial_epoch is not None:
+        first_epoch = args.initial_epoch - 1
+    if first_epoch and first_epoch * steps_per_epoch >= total_steps:
+        say(
+            "max_train_steps should be greater than initial step: "
+            f"{total_steps} vs {first_epoch * steps_per_epoch}"
+        )
+        return 1
     recorder = LossRecorder()
+    # As sd-scripts' after --resume: the bar counts this process's steps out of all of them.
     bar = Bar(total_steps)
     if total_steps:
         bar.show(0)
-    generator = torch.Generator().manual_seed(args.seed)
-    global_step = 0
-    for epoch in range(epochs):
+    global_step = resumed_at = first_epoch * steps_per_epoch
+    for epoch in range(first_epoch, epochs):
         say(f"\nepoch {epoch + 1}/{epochs}")
         batches = []
         for spec, images, caption_ids, repeated in batches_per_dataset:
@@ -227,21 +251,48 @@ def main(argv: list[str] | None = None) -> int:
             global_step += 1
             if delay > 0:
                 time.sleep(delay)
-            bar.show(global_step)  # the step moved; the loss shown is still the last one
+            bar.show(global_step - resumed_at)  # the step moved; the loss is still the last
             bar.postfix = f"avr_loss={format_number(recorder.average)}"
-            bar.show(global_step)
+            bar.show(global_step - resumed_at)
         number = epoch + 1
         every = args.save_every_n_epochs
         if every and number % every == 0 and number < epochs:
             save(output_dir / f"{args.output_name}-{number:06d}.safetensors", number, global_step)
+            if args.save_state:
+                say(f"\nsaving state at epoch {number}")
+                save_state(
+                    state_lib.epoch_state_dir(output_dir, args.output_name, number),
+                    number,
+                    global_step,
+                )
         if args.sample_every_n_epochs and number % args.sample_every_n_epochs == 0:
             sample(number, global_step)
     if total_steps:
         bar.close()
+    if args.save_state:
+        say("\nsaving last state.")
+        save_state(state_lib.last_state_dir(output_dir, args.output_name), epochs, global_step)
     final = output_dir / f"{args.output_name}.safetensors"
     save(final, epochs, global_step)
     say("model saved.")
     return 0
+
+
+def _resume(args, state_lib, lora, optimizer, generator, steps_per_epoch: int) -> int | None:
+    """Load `--resume`'s state; return the 0-based epoch to start at (None: it failed)."""
+    say(f"resume training from local state: {args.resume}")
+    try:
+        info = state_lib.load_state(Path(args.resume), lora, optimizer, generator)
+    except (OSError, KeyError, ValueError, RuntimeError) as exc:
+        sys.stderr.write(f"Could not load the training state {args.resume}: {exc}\n")
+        return None
+    say(f"load train state from {Path(args.resume) / state_lib.STATE_FILE}: {info}")
+    steps = int(info.get("current_step") or 0)
+    if args.initial_epoch is not None:
+        say("steps from the state is ignored because initial_step is specified")
+    return state_lib.start_epoch(
+        initial_epoch=args.initial_epoch, steps_from_state=steps, per_epoch=steps_per_epoch
+    )
 
 
 if __name__ == "__main__":

@@ -52,9 +52,11 @@ INSTALLED_APPS = [
     "channels",
     "django_q",
     "simple_history",
+    "ninja",
     "lorastudio",
     "datasets",
     "training",
+    "api",
 ]
 
 MIDDLEWARE = [
@@ -127,6 +129,8 @@ LORASTUDIO_LOGIN_FAILURES_PER_ADDRESS = env_int(
 LORASTUDIO_LOGIN_FAILURE_WINDOW_SECONDS = env_int(
     "LORASTUDIO_LOGIN_FAILURE_WINDOW_SECONDS", 900, minimum=1
 )
+# The token API (api/): requests per token and minute before it answers 429 with Retry-After.
+LORASTUDIO_API_REQUESTS_PER_MINUTE = env_int("LORASTUDIO_API_REQUESTS_PER_MINUTE", 120, minimum=1)
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
@@ -190,6 +194,9 @@ LORASTUDIO_MAX_ACTIVE_RUNS_PER_USER = env_int("LORASTUDIO_MAX_ACTIVE_RUNS_PER_US
 # A student's GPU-hours per week (Monday 00:00 in TIME_ZONE), 0 = no limit; staff override it
 # per group and per user in the admin (training/quotas.py).
 LORASTUDIO_WEEKLY_GPU_HOURS = env_float("LORASTUDIO_WEEKLY_GPU_HOURS", 0.0, minimum=0.0)
+# A run that failed as worker_lost or node_offline, with a saved training state, is resumed
+# once by a new run that continues from that state (training/resume.py).
+LORASTUDIO_AUTO_RESUME = env_bool("LORASTUDIO_AUTO_RESUME", True)
 # What the lab pays per kWh: runs' energy (summed by the node agents) is shown with a cost
 # when it is above 0 (training/energy.py). The currency is only a label.
 LORASTUDIO_COST_PER_KWH = env_float("LORASTUDIO_COST_PER_KWH", 0.0, minimum=0.0)
@@ -258,6 +265,10 @@ if REDIS_URL:
             "BACKEND": "channels_redis.core.RedisChannelLayer",
             "CONFIG": {"hosts": [REDIS_URL]},
         }
+    }
+    # Shared counters (the API's rate limits) see every web-server process.
+    CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
     }
 else:
     Q_CLUSTER["orm"] = "default"

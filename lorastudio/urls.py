@@ -4,6 +4,7 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
+from api.api import api
 from lorastudio import views
 from lorastudio.forms import AdminLoginForm, LoginForm
 from training.notifications.views import account_settings
@@ -34,6 +35,8 @@ urlpatterns = [
     ),
     path("settings/", account_settings, name="account-settings"),
     path("datasets/", include("datasets.urls")),
+    path("api/v1/", api.urls),
+    path("api-tokens/", include("api.urls")),
     path("", include("training.urls")),
     path("admin/", admin.site.urls),
 ]

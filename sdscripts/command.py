@@ -55,9 +55,11 @@ DEMO_FLAGS = frozenset(
         "dataset_config", "output_dir", "output_name", "max_train_epochs", "network_dim",
         "network_alpha", "learning_rate", "resolution", "train_batch_size",
         "save_every_n_epochs", "sample_prompts", "sample_every_n_epochs", "seed",
-        *METADATA_FLAGS,
+        "save_state", "resume", "initial_epoch", *METADATA_FLAGS,
     }
 )  # fmt: skip
+# Resuming: set from the run's saved state (TrainJob.resume_dir), never by extra flags.
+RESUME_FLAGS = ("resume", "initial_epoch", "initial_step", "skip_until_initial_step")
 
 # Flags the builder sets itself; staff extra flags may not override them.
 MANAGED_FLAGS = frozenset(
@@ -65,7 +67,7 @@ MANAGED_FLAGS = frozenset(
         "dataset_config", "output_dir", "output_name", "logging_dir", "network_module",
         "sample_prompts", "console_log_simple", "config_file", "output_config",
         "train_data_dir", "reg_data_dir", "huggingface_token", "wandb_api_key", "model_type",
-        "tokenizer_cache_dir", *METADATA_FLAGS,
+        "tokenizer_cache_dir", *METADATA_FLAGS, *RESUME_FLAGS,
     }
     | {role.flag for role in FILE_ROLES.values()}
     | set(PARAMS)
@@ -103,6 +105,9 @@ class TrainJob:
     env: Mapping[str, str] = field(default_factory=dict)  # the node's trainer environment
     # "title", "author", "description" → --metadata_<key> (the LoRA file's own description)
     metadata: Mapping[str, str] = field(default_factory=dict)
+    # Continue from a saved training state (`--save_state` folder) of epoch `resume_epoch`.
+    resume_dir: str = ""
+    resume_epoch: int | None = None
 
 
 @dataclass(frozen=True)
@@ -202,8 +207,23 @@ def _demo_argv(job: TrainJob, toml_path: str, prompts_path: str) -> list[str]:
     argv += ["--save_every_n_epochs", format_value(p["save_every_n_epochs"])]
     argv += _sample_flags(job, prompts_path)
     argv += ["--seed", format_value(p["seed"])]
+    if p.get("save_state"):
+        argv.append("--save_state")
     argv += _metadata_flags(job)
+    argv += _resume_flags(job)
     return argv
+
+
+def _resume_flags(job: TrainJob) -> list[str]:
+    """`--resume DIR --initial_epoch E+1`. sd-scripts would also start from the epoch of the
+    state's `current_step`, but after a resume its step count restarts at 0, so a state saved
+    by a resumed run holds too small a count: the epoch is given, from the state's name."""
+    if not job.resume_dir:
+        return []
+    flags = ["--resume", job.resume_dir]
+    if job.resume_epoch:
+        flags += ["--initial_epoch", str(job.resume_epoch + 1)]
+    return flags
 
 
 def _metadata_flags(job: TrainJob) -> list[str]:
@@ -319,6 +339,7 @@ def build_command(job: TrainJob) -> BuiltCommand:
         flags += ["--tokenizer_cache_dir", job.tokenizer_cache_dir]
     flags += _param_flags(job.params)
     flags += _sample_flags(job, prompts_path)
+    flags += _resume_flags(job)
     flags += list(job.extra_flags)
     script_path = _join(job.sdscripts_dir, arch.script)
     argv = [job.python, script_path, *flags]

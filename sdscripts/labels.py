@@ -52,7 +52,7 @@ LABELS: dict[str, str] = {
     "bucket_reso_steps": "Bucket size step (pixels)",
     "max_grad_norm": "Gradient clipping",
     "noise_offset": "Noise offset (darker darks, brighter lights)",
-    "save_state": "Also save the optimizer state",
+    "save_state": "Save the training state (to resume)",
     "guidance_scale": "Guidance used in training",
     "timestep_sampling": "Timestep sampling",
     "model_prediction_type": "Model prediction handling",

@@ -134,8 +134,11 @@ PARAMS: dict[str, Param] = {
            max=100.0, student=False),
         _p("noise_offset", "float", None, NOISE_OFFSET, "Noise offset (about 0.05-0.1).",
            min=0.0, max=1.0, optional=True),
-        _p("save_state", "bool", False, _SD, "Also save optimizer state (for resume).",
-           student=False),
+        # A run that saved its state can be resumed (training/resume.py); only its latest
+        # state is kept, so it costs one state's disk, not one per epoch.
+        _p("save_state", "bool", False, _ALL,
+           "Save the training state at each saved epoch, so that a failed or cancelled run "
+           "can be resumed from there."),
         _p("guidance_scale", "float", 1.0, GUIDANCE, "Guidance used in training (FLUX.1).",
            min=0.0, max=10.0, student=False),
         _p("timestep_sampling", "choice", "shift", FLOW, "Timestep sampling (flow matching).",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 PieceKind = Literal["line", "progress"]
@@ -203,9 +203,15 @@ class ProgressState:
     speed: float | None = None
     eta_seconds: int | None = None
     loss_points: list[list] = field(default_factory=list)
+    # Steps done before a resume: after `--resume` sd-scripts' bar counts from 0 again, out
+    # of all the run's steps (its start summary's total), so the run's step is offset + n.
+    step_offset: int = 0
 
     def fold_bar(self, bar: Progress) -> None:
         """Take one update of the "steps:" bar."""
+        if self.step_offset:
+            total = self.total_steps or bar.total
+            bar = replace(bar, step=min(bar.step + self.step_offset, total), total=total)
         self.step, self.total_steps = bar.step, bar.total
         self.speed = bar.rate
         self.eta_seconds = bar.remaining_s

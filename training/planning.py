@@ -389,7 +389,7 @@ def _job(
 
 def job_for_run(run, node) -> TrainJob:
     """The trainer job of a stored run on `node` (what the runner writes and starts)."""
-    return _job(
+    job = _job(
         owner=run.owner,
         base_model=run.base_model,
         datasets=_datasets(run.dataset, run.regularization_dataset),
@@ -400,3 +400,8 @@ def job_for_run(run, node) -> TrainJob:
         run_key=str(run.pk),
         node=node,
     )
+    if run.resume_state_id is None:
+        return job
+    # The saved state's zip holds one folder of its name; the runner unpacks it there.
+    where = Path(job.work_dir) / "resume" / Path(run.resume_state.file.name).stem
+    return replace(job, resume_dir=str(where), resume_epoch=run.resume_epoch)

@@ -74,6 +74,7 @@ def submit_run(
     form_token: uuid.UUID | None = None,
     budget_mib: int | None = None,
     evaluate_after: bool | None = None,
+    resume: dict | None = None,
 ) -> TrainingRun:
     """Plan a new run and queue it (or send it for approval); returns it.
 
@@ -85,7 +86,8 @@ def submit_run(
        them. Nothing is written then. With `exact` (run `rerun_of` exactly again), also
        every input that is no longer `rerun_of`'s (training.provenance.exact).
     2. Save the run with the plan's parameters, prompts, memory plan (planned for
-       `budget_mib` when given, else the lab's largest GPU) and time estimate.
+       `budget_mib` when given, else the lab's largest GPU) and time estimate; `resume`
+       holds the fields of a run that continues another (training.resume).
     3. Move it draft → queued (or pending approval); dispatch on commit.
     """
     _lock_owner(owner)
@@ -135,6 +137,7 @@ def submit_run(
             if evaluate_after is not None
             else (preset.evaluate_after if preset is not None else True)
         ),
+        **(resume or {}),
     )
     run.full_clean()
     run.save()

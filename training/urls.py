@@ -15,6 +15,7 @@ urlpatterns = [
     path("runs/<int:pk>/ready/", views.run_ready, name="run-ready"),
     path("runs/<int:pk>/cancel/", views.run_cancel, name="run-cancel"),
     path("runs/<int:pk>/rerun/", views.run_rerun, name="run-rerun"),
+    path("runs/<int:pk>/resume/", views.run_resume, name="run-resume"),
     path("runs/<int:pk>/log.txt", views.run_log, name="run-log"),
     path("runs/<int:pk>/report/", report_views.run_report, name="run-report"),
     path("runs/<int:pk>/report.pdf", report_views.run_report_pdf, name="run-report-pdf"),

@@ -14,7 +14,7 @@ from django.views.decorators.http import require_POST
 from datasets.models import Dataset
 from sdscripts.command import command_text
 from sdscripts.params import ParamError
-from training import reports, scheduler, services
+from training import reports, resume, scheduler, services
 from training.choices import ON_GPU, RunStatus
 from training.forms import RunForm
 from training.licences import needs_acceptance
@@ -207,6 +207,8 @@ def run_detail(request, pk: int):
         "provenance": provenance_of(run),
         "gpu_time": reports.gpu_time_text(run),
         "energy": reports.energy_text(run),
+        "resumes": run.resumes.all(),
+        "resume_state": None if resume.resume_refusal(run) else resume.last_state(run),
     }
     context.update(evaluation_context(run))  # includes/evaluation_grid.html
     return render(request, "training/run_detail.html", context)
@@ -253,6 +255,25 @@ def run_rerun(request, pk: int):
     else:
         what = "the very inputs of" if exact else "the same parameters as"
         messages.success(request, f"Run #{new.pk} submitted with {what} run #{run.pk}.")
+        return redirect("training:run-detail", pk=new.pk)
+    return redirect("training:run-detail", pk=run.pk)
+
+
+@login_required
+@require_POST
+def run_resume(request, pk: int):
+    """Start a run that continues this failed or cancelled run from its last saved state."""
+    run = get_run_for_user(request, pk)
+    try:
+        new = resume.resume_run(run, by=request.user)
+    except ParamError as exc:
+        messages.error(request, f"Cannot resume: {exc}")
+    except (ValidationError, PermissionDenied) as exc:
+        messages.error(request, "Cannot resume: " + " ".join(getattr(exc, "messages", [str(exc)])))
+    else:
+        messages.success(
+            request, f"Run #{new.pk} resumes run #{run.pk} after epoch {new.resume_epoch}."
+        )
         return redirect("training:run-detail", pk=new.pk)
     return redirect("training:run-detail", pk=run.pk)
 

@@ -4,8 +4,15 @@ import tomllib
 
 import pytest
 
-from sdscripts.command import BuiltCommand, Subset, TrainJob, accepted_flags, build_command
-from sdscripts.params import validate_params
+from sdscripts.command import (
+    BuiltCommand,
+    Subset,
+    TrainJob,
+    accepted_flags,
+    build_command,
+    validate_extra_flags,
+)
+from sdscripts.params import ParamError, validate_params
 
 MODELS = {
     "sd15": dict(checkpoint="/m/sd15.safetensors"),
@@ -185,7 +192,10 @@ def test_sample_prompts_written_and_referenced_when_given():
 
 def test_demo_emits_exactly_its_flags():
     metadata = {"title": "t", "author": "alice", "description": "d"}
-    job = make_job("demo", {"resolution": 64, "max_train_epochs": 4}, metadata=metadata)
+    values = {"resolution": 64, "max_train_epochs": 4, "save_state": True}
+    job = make_job(
+        "demo", values, metadata=metadata, resume_dir="/work/run-7/resume/s", resume_epoch=2
+    )
     built = build_command(job)
     assert built.argv[:3] == ["/opt/sd-scripts/venv/bin/python", "-m", "demo_trainer"]
     flags = {a.split("=")[0] for a in built.argv if a.startswith("--")}
@@ -258,3 +268,22 @@ def test_the_loras_own_description_is_one_argument_per_option(arch):
     assert "--metadata_title=--seed 1 second line" in built.argv
     assert "--metadata_author=alice" in built.argv
     assert not any(a.startswith("--metadata_description") for a in built.argv)
+
+
+@pytest.mark.parametrize("arch", ["sd15", "sdxl", "flux1_dev", "demo"])
+def test_a_resumed_job_continues_from_its_state_at_the_next_epoch(arch):
+    job = make_job(arch, {"save_state": True}, resume_dir="/work/run-8/resume/a-000003-state",
+                   resume_epoch=3)  # fmt: skip
+    argv = build_command(job).argv
+    assert flag_value(argv, "--resume") == "/work/run-8/resume/a-000003-state"
+    # The epoch is given: a state saved by a resumed sd-scripts run counts too few steps.
+    assert flag_value(argv, "--initial_epoch") == "4"
+    assert "--save_state" in argv
+    assert "--resume" not in build_command(make_job(arch)).argv
+
+
+@pytest.mark.parametrize("flag", ["--resume", "--initial_epoch", "--skip_until_initial_step"])
+def test_staff_extra_flags_cannot_resume(flag):
+    with pytest.raises(ParamError) as caught:
+        validate_extra_flags("sdxl", [flag, "1"])
+    assert "set by LoRA Studio" in caught.value.errors[flag]

@@ -63,3 +63,31 @@ def test_fold_line_reads_epochs_and_total_steps(line, changed, fields):
     assert state.fold_line(line) is changed
     for name, value in fields.items():
         assert state.fields()[name] == value
+
+
+@pytest.mark.parametrize(
+    "bars, expected",
+    [
+        # After --resume sd-scripts' bar counts from 0 again out of all 12 steps (the start
+        # summary's total): the run goes on from the 4 steps done before.
+        (
+            [bar(0, total=12), bar(1, 0.9, total=12), bar(8, 0.5, total=12)],
+            [(4, 12), (5, 12), (12, 12)],
+        ),
+        # A bar that counts only the steps left (8 of them) ends at the same place.
+        ([bar(1, 0.9, total=8), bar(8, 0.5, total=8)], [(5, 12), (12, 12)]),
+        # Never past the end, whatever a trainer draws.
+        ([bar(11, 0.5, total=12)], [(12, 12)]),
+    ],
+)  # fmt: skip
+def test_a_resumed_runs_steps_continue_from_the_steps_done_before(bars, expected):
+    state = ProgressState(step=4, epoch=1, loss_points=[[4, 1.0]])
+    state.step_offset = 4
+    state.fold_line("  total optimization steps / 学習ステップ数: 12")
+    seen = []
+    for b in bars:
+        state.fold_bar(b)
+        seen.append((state.step, state.total_steps))
+    assert seen == expected
+    steps = [s for s, _ in state.loss_points]
+    assert steps == sorted(set(steps)) and steps[0] == 4

@@ -18,6 +18,7 @@ from sdscripts.params import ParamError
 from training.choices import RunStatus
 from training.lifecycle import TransitionError
 from training.models import TrainingRun
+from training.resume import resume_run
 from training.services import approve_run, cancel_run, reprioritise_run, rerun
 
 # What the run services raise when an action does not apply to a run.
@@ -107,6 +108,21 @@ def rerun_runs(modeladmin, request, queryset):
     report(modeladmin, request, done, skipped)
 
 
+@admin.action(description="Resume from the last saved state", permissions=["change"])
+def resume_runs(modeladmin, request, queryset):
+    queryset = queryset.select_related(
+        "owner", "dataset", "regularization_dataset", "base_model", "preset"
+    )
+    new_runs, skipped = apply_to_each(queryset, lambda run: resume_run(run, by=request.user))
+    done = []
+    if new_runs:
+        which = ", ".join(
+            f"#{new.pk} (#{new.resumed_from_id} after epoch {new.resume_epoch})" for new in new_runs
+        )
+        done.append(f"Resumed {runs(len(new_runs))}: {which}.")
+    report(modeladmin, request, done, skipped)
+
+
 def _reprioritise(modeladmin, request, queryset, new_priority: Callable[[int], int]) -> None:
     def change(run: TrainingRun) -> str:
         old, priority = run.priority, new_priority(run.priority)
@@ -150,4 +166,12 @@ def set_priority(modeladmin, request, queryset):
     _reprioritise(modeladmin, request, queryset, lambda old: priority)
 
 
-RUN_ACTIONS = [cancel_runs, approve_runs, rerun_runs, raise_priority, lower_priority, set_priority]
+RUN_ACTIONS = [
+    cancel_runs,
+    approve_runs,
+    rerun_runs,
+    resume_runs,
+    raise_priority,
+    lower_priority,
+    set_priority,
+]

@@ -109,9 +109,11 @@ PROCESS_FIELDS = (
     "cancel_requested_at",
     "heartbeat_at",
     "pgid",
+    "worker_pid",
     "exit_code",
     "task_id",
 )
+RESUME_FIELDS = ("resumed_from", "resume_epoch", "resume_step", "auto_resumed")
 
 
 @admin.register(TrainingRun)
@@ -165,6 +167,7 @@ class TrainingRunAdmin(SimpleHistoryAdmin):
         "exact",
         "gpu_seconds",
         "energy_wh",
+        *RESUME_FIELDS,
         *PROCESS_FIELDS,
     )
     fieldsets = (
@@ -207,6 +210,7 @@ class TrainingRunAdmin(SimpleHistoryAdmin):
                 )
             },
         ),
+        ("Resume", {"fields": RESUME_FIELDS}),
         (
             "Purpose, repeat, GPU time and energy",
             {"fields": ("purpose", "exact", "gpu_seconds", "energy_wh")},

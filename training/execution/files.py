@@ -117,26 +117,51 @@ class LoraCollector:
             if path != final:
                 self.collect(path)
         self.collect(final)
-        for folder in sorted(self.output_dir.glob(f"{self.output_name}*-state")):
-            if folder.is_dir():
-                self.collect_state(folder)
+        self.collect_states()
         return final
 
+    def collect_states(self, before_epoch: int | None = None) -> None:
+        """Collect the training states (`--save_state` folders) the trainer has finished:
+        those of epochs before `before_epoch` (it has started that epoch, so they are
+        complete; a run whose worker dies keeps them), or all of them at the end."""
+        for folder in sorted(self.output_dir.glob(f"{self.output_name}*-state")):
+            if not folder.is_dir() or str(folder) in self.collected:
+                continue
+            match = _EPOCH_STATE.search(folder.name)
+            if before_epoch is not None and (match is None or int(match[1]) >= before_epoch):
+                continue
+            self.collected.add(str(folder))
+            self.collect_state(folder)
+
     def collect_state(self, folder: Path) -> LoraArtifact:
-        """Store a training-state folder as one zip (stored, not compressed) and record it."""
+        """Store a training-state folder as one zip (stored, not compressed) and record it.
+
+        Only the newest epoch state is kept (a resume needs no other): one of a later epoch
+        replaces the earlier ones, so a run's states take one state's disk, not one per epoch.
+        """
         archive = folder.with_name(folder.name + ".zip")
         with zipfile.ZipFile(archive, "w", zipfile.ZIP_STORED) as zf:
             for path in sorted(p for p in folder.rglob("*") if p.is_file()):
                 zf.write(path, f"{folder.name}/{path.relative_to(folder).as_posix()}")
         match = _EPOCH_STATE.search(folder.name)
-        return LoraArtifact.objects.create(
+        epoch = int(match[1]) if match else None
+        artifact = LoraArtifact.objects.create(
             run=self.run,
             kind=ArtifactKind.STATE,
-            epoch=int(match[1]) if match else None,
+            epoch=epoch,
             file=store_file(self.run.pk, archive),
             size_bytes=archive.stat().st_size,
             sha256=sha256_of(archive),
         )
+        archive.unlink()  # media holds it now (a hard link or a copy)
+        if epoch is not None:
+            older = LoraArtifact.objects.filter(
+                run=self.run, kind=ArtifactKind.STATE, epoch__lt=epoch
+            )
+            for old in older:
+                old.file.delete(save=False)
+                old.delete()
+        return artifact
 
     def publish(self, lora_dir: str) -> str:
         """Copy the final LoRA into `lora_dir`/<owner>/; return where (or "" when not)."""

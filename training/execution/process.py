@@ -115,6 +115,20 @@ def group_pids(pgid: int) -> frozenset[int]:
     return frozenset(pids)
 
 
+def process_alive(pid: int | None) -> bool:
+    """Whether process `pid` exists and is not a zombie (a killed worker whose parent has not
+    reaped it yet is gone for us), from Linux /proc."""
+    if not pid:
+        return False
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            stat = fh.read()
+    except OSError:
+        return False
+    fields = stat.rsplit(")", 1)[-1].split()
+    return bool(fields) and fields[0] not in ("Z", "X")
+
+
 def kill_group(pgid: int | None) -> bool:
     """SIGKILL process group `pgid` if any process of it is alive; True when one was."""
     if not pgid or not group_pids(pgid):

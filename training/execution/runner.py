@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import errno
 import logging
+import os
 import traceback
 from pathlib import Path
 
@@ -34,6 +35,7 @@ from training.lifecycle import TransitionError, transition
 from training.models import TrainingRun
 from training.provenance import capture as provenance
 from training.provenance.exact import check_before_start, reproduction_note
+from training.resume import progress_at_start, resume_after_loss
 
 logger = logging.getLogger(__name__)
 
@@ -56,7 +58,7 @@ class Runner:
                 RunStatus.PREPARING,
                 expect=RunStatus.ASSIGNED,
                 note="Preparing the work directory.",
-                changes={"heartbeat_at": timezone.now()},
+                changes={"heartbeat_at": timezone.now(), "worker_pid": os.getpid()},
             )
             with Heartbeat(run.pk):
                 job, command = workdir.prepare(run, run.node)
@@ -130,17 +132,21 @@ class Runner:
         self.trainer = TrainerProcess(
             command.argv, cwd=cwd, command_env=own, inherit=settings.LORASTUDIO_TRAINER_ENV
         )
+        note = "The trainer is running."
+        if run.resume_state_id:
+            note = f"The trainer is running, resumed after epoch {run.resume_epoch}."
         transition(
             run,
             RunStatus.RUNNING,
             expect=RunStatus.PREPARING,
-            note="The trainer is running.",
+            note=note,
             changes={
                 "pgid": self.trainer.pgid,
                 "argv": list(command.argv),
                 "dataset_config": command.dataset_config,
                 "work_dir": work_dir,
                 "heartbeat_at": timezone.now(),
+                **progress_at_start(run),
             },
         )
 
@@ -179,7 +185,7 @@ class Runner:
         return outcome.status
 
     def _end(self, to: str, *, reason: str = "", note: str = "", changes=None) -> None:
-        changes = {**(changes or {}), "pgid": None}
+        changes = {**(changes or {}), "pgid": None, "worker_pid": None}
         if self.watch is not None and self.watch.peak_mib:
             changes["vram_peak_mib"] = self.watch.peak_mib
         self.log.flush()
@@ -188,10 +194,18 @@ class Runner:
         except TransitionError as exc:
             # E.g. the reaper declared the worker lost meanwhile: its verdict stands.
             logger.warning("Run %s could not end as %s: %s", self.run.pk, to, exc)
+            return
+        resume_after_loss(self.run)  # node_offline: resumed once, elsewhere if need be
 
     def _requeue(self, message: str) -> None:
         self.log.flush()
-        changes = {"node": None, "gpu": None, "heartbeat_at": None, "pgid": None}
+        changes = {
+            "node": None,
+            "gpu": None,
+            "heartbeat_at": None,
+            "pgid": None,
+            "worker_pid": None,
+        }
         try:
             transition(self.run, RunStatus.QUEUED, note=message, changes=changes)
         except TransitionError as exc:

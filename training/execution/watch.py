@@ -21,6 +21,7 @@ from sdscripts.progress import (
     ProgressState,
     StreamSplitter,
     is_progress_noise,
+    parse_epoch,
     parse_progress,
     parse_saved_path,
 )
@@ -107,7 +108,12 @@ class Watch:
     ):
         self.run, self.trainer, self.log = run, trainer, log
         self.loras, self.samples = loras, samples
-        self.progress = ProgressState()
+        # A resumed run's trainer counts its steps from 0 again (sd-scripts after --resume):
+        # its progress goes on from the steps done before.
+        self.progress = ProgressState(
+            step=run.step, epoch=run.epoch, loss_points=list(run.loss_points or [])
+        )
+        self.progress.step_offset = run.resume_step or 0
         self.dirty = False
         self.cancelled = False
         self.peak_mib: int | None = None
@@ -151,6 +157,10 @@ class Watch:
         saved = parse_saved_path(piece.text)
         if saved is not None:
             self.loras.announced_file(saved)
+        epoch = parse_epoch(piece.text)
+        if epoch is not None and epoch[0] > 1:
+            # The trainer started this epoch: the states it saved before are complete.
+            self.loras.collect_states(before_epoch=epoch[0])
 
     def push_progress(self) -> None:
         """Write changed progress fields (without a history row) and send them live."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import zipfile
 from pathlib import Path
 
 from datasets.export import export_dataset
@@ -30,7 +31,8 @@ def prepare(run, node) -> tuple[TrainJob, BuiltCommand]:
     1. Start from an empty `run-<id>/` folder with `output/` in it.
     2. Export the dataset (and regularisation set) in sd-scripts' folder layout.
     3. Check that the node has the base model's files and, for sd-scripts, its folder.
-    4. Build the command and write the dataset TOML, prompt file and `argv.json`.
+    4. A resumed run: unpack the saved state it continues from (`--resume`).
+    5. Build the command and write the dataset TOML, prompt file and `argv.json`.
     RunFailure (config or missing_files) says what is wrong.
     """
     work = run_work_dir(node, str(run.pk))
@@ -55,6 +57,8 @@ def prepare(run, node) -> tuple[TrainJob, BuiltCommand]:
         if not node.sdscripts_dir:
             raise RunFailure(FailureReason.CONFIG, f"{node.name} has no sd-scripts folder set.")
     job = job_for_run(run, node)
+    if job.resume_dir:
+        unpack_state(run.resume_state, Path(job.resume_dir))
     try:
         built = build_command(job)
     except (ValueError, KeyError) as exc:
@@ -63,3 +67,25 @@ def prepare(run, node) -> tuple[TrainJob, BuiltCommand]:
     Path(job.work_dir, SAMPLE_PROMPTS_TXT).write_text(built.sample_prompts)
     Path(job.work_dir, "argv.json").write_text(json.dumps(built.argv, indent=1))
     return job, built
+
+
+def unpack_state(state, dest: Path) -> None:
+    """Unpack a STATE zip (the runner wrote it: one folder) so that `dest` is that folder.
+    An entry that would land outside it refuses the whole state."""
+    try:
+        handle = state.file.open("rb")
+    except (FileNotFoundError, ValueError):
+        raise RunFailure(
+            FailureReason.MISSING_FILES, f"The saved state {state} to resume from is gone."
+        ) from None
+    root = dest.parent.resolve()
+    with handle, zipfile.ZipFile(handle) as archive:
+        for entry in archive.infolist():
+            target = (root / entry.filename).resolve()
+            if not target.is_relative_to(dest.resolve()):
+                raise RunFailure(
+                    FailureReason.CONFIG, f"The saved state {state} holds {entry.filename!r}."
+                )
+        archive.extractall(root)
+    if not dest.is_dir():
+        raise RunFailure(FailureReason.CONFIG, f"The saved state {state} holds no {dest.name}/.")

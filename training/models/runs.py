@@ -121,6 +121,27 @@ class TrainingRun(models.Model):
     exact = models.BooleanField(
         default=False, editable=False, help_text="Run exactly again: rerun_of's very inputs."
     )
+    # Resume (training/resume.py): this run continues `resumed_from` from the training state
+    # `resume_state` saved after epoch `resume_epoch` (`resume_step` steps done).
+    resumed_from = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="resumes"
+    )
+    resume_state = models.ForeignKey(
+        "training.LoraArtifact",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        editable=False,
+    )
+    resume_epoch = models.PositiveIntegerField(null=True, blank=True, editable=False)
+    resume_step = models.PositiveIntegerField(null=True, blank=True, editable=False)
+    auto_resumed = models.BooleanField(
+        default=False, editable=False, help_text="Started automatically after its run was lost."
+    )
+    # The worker process running it on its node: the node agent fails the run at once when
+    # that process is gone (training/reaper.py), instead of waiting for a stale heartbeat.
+    worker_pid = models.IntegerField(null=True, blank=True, editable=False)
     purpose = models.TextField(
         blank=True, max_length=2000, help_text="Why this run was made (shown on its report)."
     )
@@ -149,6 +170,7 @@ class TrainingRun(models.Model):
             "gpu_seconds",
             "energy_wh",
             "power_sampled_at",
+            "worker_pid",
         ]
     )
     objects = TrainingRunQuerySet.as_manager()

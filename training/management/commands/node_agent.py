@@ -10,6 +10,9 @@ from training import reaper, scheduler
 from training.nodes import agent
 from training.schedules import install_schedules
 
+# How often the agent looks for runs of this node whose worker process died.
+VANISHED_CHECK_S = 1.0
+
 
 class Command(BaseCommand):
     help = (
@@ -38,15 +41,21 @@ class Command(BaseCommand):
         self.stdout.write(f"Node {node.name}: {node.status_message}")
         while True:
             node = agent.beat(name)
-            reaped = reaper.reap()
+            reaped = reaper.reap_vanished(name) + reaper.reap()
             placed = scheduler.dispatch()
             if reaped or placed:
                 self.stdout.write(f"reaped {reaped or '-'}; dispatched {placed or '-'}")
             if opts["once"] or self.stopping:
                 break
             deadline = time.monotonic() + interval
+            next_look = time.monotonic() + VANISHED_CHECK_S
             while not self.stopping and time.monotonic() < deadline:
                 time.sleep(0.2)
+                if time.monotonic() >= next_look:
+                    # A run whose worker died here fails now, not after the stale timeout.
+                    next_look = time.monotonic() + VANISHED_CHECK_S
+                    if lost := reaper.reap_vanished(name):
+                        self.stdout.write(f"lost {lost}; dispatched {scheduler.dispatch() or '-'}")
             if self.stopping:
                 break
         self.stdout.write(self.style.SUCCESS(f"Node agent for {name} stopped."))

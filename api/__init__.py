@@ -1,0 +1,1 @@
+"""The token API for scripts (`/api/v1/`, django-ninja) and personal API tokens."""
