@@ -58,7 +58,14 @@ def stack_database(tmp_path):
 
 
 @pytest.fixture
-def stack_setup(tmp_path, stack_database, monkeypatch):
+def stack_env() -> dict[str, str]:
+    """More environment for the stack's processes; a test module overrides this fixture to
+    configure them (mail, quotas)."""
+    return {}
+
+
+@pytest.fixture
+def stack_setup(tmp_path, stack_database, stack_env, monkeypatch):
     """The stack's environment on a fresh data folder and database, migrated, with the student
     and the demo base model. Returns (environment, student password, `setup`: runs a
     `manage.py` command in it and fails the test when it fails). The student is made with a
@@ -87,6 +94,7 @@ def stack_setup(tmp_path, stack_database, monkeypatch):
         DEMO_TRAINER_STEP_DELAY="0.15",
         PYTHONUNBUFFERED="1",
     )
+    env.update(stack_env)
     manage = [sys.executable, "manage.py"]
 
     def setup(*args: str, **extra: str) -> None:

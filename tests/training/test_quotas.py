@@ -86,7 +86,7 @@ def test_only_the_part_of_a_run_inside_this_week_counts(
     # Sunday 22:00 to Monday 01:00: one of its three hours is this week's.
     run_that_trained(student, WEEK_START - timedelta(hours=2), WEEK_START + timedelta(hours=1))
     page = student_client.get(reverse("training:run-create")).content.decode()
-    assert "1.00 of 2 left" in page and "used 1.00" in page
+    assert "1 h of 2 h left" in page and "used 1 h;" in page
     assert post_run(student_client, demo_preset, demo_model, student).status_code == 302
 
 
@@ -103,7 +103,7 @@ def test_a_run_still_training_counts_up_to_now(
 def test_by_default_the_hours_are_not_limited(student_client, student, demo_preset, demo_model):
     run_that_trained(student, WEEK_START, WEDNESDAY_NOON)  # 60 hours
     page = student_client.get(reverse("training:run-create")).content.decode()
-    assert "GPU-hours this week: no limit (used 60.00)" in page
+    assert "GPU-hours this week: no limit (used 60 h)" in page
     assert post_run(student_client, demo_preset, demo_model, student).status_code == 302
 
 
@@ -119,7 +119,7 @@ def test_a_group_quota_beats_the_default_and_a_users_own_beats_the_group(
     Quota.objects.create(group=thesis, weekly_gpu_hours=10)
     run_that_trained(student, WEEK_START, WEEK_START + timedelta(hours=3))
     page = student_client.get(reverse("training:run-create")).content.decode()
-    assert "7.00 of 10 left" in page
+    assert "7 h of 10 h left" in page
     assert post_run(student_client, demo_preset, demo_model, student).status_code == 302
 
     Quota.objects.create(user=student, weekly_gpu_hours=1.5)
@@ -241,6 +241,15 @@ def test_the_settings_page_shows_the_limits_too(settings, student_client, studen
     settings.LORASTUDIO_WEEKLY_GPU_HOURS = 4
     submitted(student)
     page = student_client.get(reverse("account-settings")).content.decode()
-    assert "GPU-hours this week: <strong>4.00 of 4 left</strong>" in page
+    assert "GPU-hours this week: <strong>4 h of 4 h left</strong>" in page
     assert f"new hours {NEXT_WEEK_TEXT}" in page
     assert "Runs at once: <strong>2 of 3 left</strong>" in page
+
+
+def test_a_short_run_takes_a_visible_minute_off_the_hours_left(settings, student_client, student):
+    settings.LORASTUDIO_WEEKLY_GPU_HOURS = 1
+    run_that_trained(
+        student, WEDNESDAY_NOON - timedelta(seconds=30), WEDNESDAY_NOON - timedelta(seconds=20)
+    )
+    page = student_client.get(reverse("account-settings")).content.decode()
+    assert "<strong>59 min of 1 h left</strong> (used 1 min;" in page

@@ -33,8 +33,10 @@ def _title(run) -> str:
 def _duration(run) -> str:
     if run.started_at is None or run.finished_at is None:
         return ""
-    minutes = round((run.finished_at - run.started_at).total_seconds() / 60)
-    hours, minutes = divmod(minutes, 60)
+    seconds = (run.finished_at - run.started_at).total_seconds()
+    if seconds < 60:
+        return f" after {max(1, round(seconds))} s"
+    hours, minutes = divmod(round(seconds / 60), 60)
     return f" after {hours} h {minutes} min" if hours else f" after {minutes} min"
 
 
