@@ -9,7 +9,8 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db.models import F, Q
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from training.choices import Architecture, ComfyUnloadMode, RunStatus
@@ -41,13 +42,22 @@ def _gb(mib: int) -> str:
 
 
 def gpu_hours_by_owner(now=None) -> dict[int, float]:
-    """GPU-hours each owner used in the last 7 days (runs still on a GPU count up to now)."""
+    """GPU-hours each owner used in the last 7 days (runs still on a GPU count up to now).
+
+    Reads only the runs of the window, through an index (run_usage_window): pages read
+    this on every request, and the runs of a week are bounded by the lab's GPUs, not by
+    how many runs the table holds.
+    """
     now = now or timezone.now()
     cutoff = now - FAIR_SHARE_WINDOW
     rows = TrainingRun.objects.filter(
-        gpu__isnull=False, started_at__isnull=False, started_at__lt=now
-    ).exclude(finished_at__lt=cutoff)
+        Q(finished_at__gte=cutoff) | Q(finished_at__isnull=True),
+        gpu__isnull=False,
+        started_at__isnull=False,
+        started_at__lt=now,
+    )
     hours: dict[int, float] = {}
+    rows = rows.order_by()  # no order to keep: the index, not a scan in created_at order
     for owner_id, started, finished in rows.values_list("owner_id", "started_at", "finished_at"):
         seconds = ((finished or now) - max(started, cutoff)).total_seconds()
         hours[owner_id] = hours.get(owner_id, 0.0) + max(0.0, seconds) / 3600
@@ -70,13 +80,33 @@ def queue_order() -> list[TrainingRun]:
     return runs
 
 
+def queued_in_order(*fields: str, usage: dict[int, float] | None = None) -> list[tuple]:
+    """Queued runs in dispatch order as value tuples `(pk, owner_id, priority, *fields)`,
+    for pages that need places in the queue, not 1,000 model instances.
+
+    The database sorts by priority, then age (queued_at, else created_at), then id; a
+    stable sort by priority and the owner's fair share (`usage`, from gpu_hours_by_owner)
+    keeps that order within one share, which is exactly `queue_key`'s order.
+    """
+    usage = gpu_hours_by_owner() if usage is None else usage
+    rows = list(
+        TrainingRun.objects.queued()
+        .order_by("-priority", Coalesce("queued_at", "created_at"), "pk")
+        .values_list("pk", "owner_id", "priority", *fields)
+    )
+    rows.sort(key=lambda row: (-row[2], usage.get(row[1], 0.0)))
+    return rows
+
+
 def queue_positions() -> dict[int, int]:
     """Each queued run's 1-based place in the queue, by run id."""
-    return {run.pk: i for i, run in enumerate(queue_order(), start=1)}
+    return {row[0]: i for i, row in enumerate(queued_in_order(), start=1)}
 
 
 def queue_position(run: TrainingRun) -> int | None:
     """A queued run's place in the queue (1 = next), or None when it is not queued."""
+    if run.status != RunStatus.QUEUED:
+        return None  # no need to read the queue
     return queue_positions().get(run.pk)
 
 

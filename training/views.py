@@ -52,15 +52,14 @@ def _gpu_row(gpu: GPU, run: TrainingRun | None, user) -> dict:
 
 def dashboard_context(user) -> dict:
     """Everything the dashboard and the lab board socket render for a user."""
-    positions = scheduler.queue_positions()
     runs = list(
         TrainingRun.objects.filter(owner=user).select_related(
             "base_model", "dataset", "node", "gpu"
         )[:20]
     )
-    lab = Lab()
+    lab = Lab()  # one reading of the queue: places and start times agree
     for run in runs:
-        run.queue_position = positions.get(run.pk)
+        run.queue_position = lab.position(run)
         run.outlook = lab.outlook(run)
     on_gpu = {
         r.gpu_id: r
@@ -79,7 +78,7 @@ def dashboard_context(user) -> dict:
         "runs": runs,
         "datasets": Dataset.objects.filter(owner=user).order_by("-created_at")[:20],
         "nodes": nodes,
-        "queue_length": len(positions),
+        "queue_length": len(lab.queue),
         "running_count": TrainingRun.objects.filter(status__in=ON_GPU).count(),
         "user": user,
     }
@@ -185,15 +184,16 @@ def run_plan(request):
 def run_detail(request, pk: int):
     """Status, timeline, progress, loss chart, live log, samples, files and the exact command."""
     run = get_run_for_user(request, pk)
+    lab = Lab()  # one reading of the queue: the place and the start time agree
     context = {
         "run": run,
         "events": run.events.select_related("actor"),
         "artifacts": run.artifacts.all(),
         "samples": run.samples.all(),
-        "queue_position": scheduler.queue_position(run),
+        "queue_position": lab.position(run),
         "argv_text": command_text(run.argv or []),
         "log_chunks": RunLog.objects.filter(run=run).count(),
-        "outlook": Lab().outlook(run),
+        "outlook": lab.outlook(run),
         "provenance": provenance_of(run),
         "gpu_time": reports.gpu_time_text(run),
         "energy": reports.energy_text(run),
