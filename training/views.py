@@ -7,6 +7,7 @@ import mimetypes
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.paginator import Paginator
 from django.http import FileResponse, Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
@@ -92,18 +93,20 @@ def lab_board(request):
 
 @login_required
 def run_list(request):
-    """The user's runs (staff: every run), newest first."""
+    """The user's runs (staff: every run), newest first, a page at a time."""
     runs = TrainingRun.objects.visible_to(request.user).select_related(
         "owner", "base_model", "dataset", "node", "gpu"
     )
     status = request.GET.get("status", "")
     if status in RunStatus.values:
         runs = runs.filter(status=status)
-    runs = list(runs[:RUNS_PER_PAGE])
+    else:
+        status = ""
+    page = Paginator(runs, RUNS_PER_PAGE).get_page(request.GET.get("page"))
     positions = scheduler.queue_positions()
-    for run in runs:
+    for run in page:
         run.queue_position = positions.get(run.pk)
-    context = {"runs": runs, "statuses": RunStatus.choices, "status": status}
+    context = {"runs": page, "page": page, "statuses": RunStatus.choices, "status": status}
     return render(request, "training/run_list.html", context)
 
 
