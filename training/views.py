@@ -103,7 +103,9 @@ def run_list(request):
     else:
         status = ""
     page = Paginator(runs, RUNS_PER_PAGE).get_page(request.GET.get("page"))
-    positions = scheduler.queue_positions()
+    # The queue is read only for a page that shows a queued run.
+    queued = any(run.status == RunStatus.QUEUED for run in page)
+    positions = scheduler.queue_positions() if queued else {}
     for run in page:
         run.queue_position = positions.get(run.pk)
     context = {"runs": page, "page": page, "statuses": RunStatus.choices, "status": status}
