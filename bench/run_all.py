@@ -24,12 +24,15 @@ def benchmarks(quick: bool) -> list[tuple[str, str, list[str]]]:
     """(name, stack, argv) for every benchmark on every stack it depends on."""
     runs = ["--runs", "10", "--pairs", "3"] if quick else ["--runs", "20", "--pairs", "5"]
     lines = ["--lines", "100"] if quick else ["--lines", "200"]
+    pages = ["--runs", "2000", "--queued", "200", "--repeat", "10"] if quick else []
     return [
         ("queue_latency", "default", [PY, "bench/queue_latency.py", *runs]),
         ("queue_latency", "postgres+redis", [*SERVERS, PY, "bench/queue_latency.py", *runs]),
         ("log_latency", "default", [PY, "bench/log_latency.py", *lines, "--flood", "20000"]),
         ("layer_latency", "postgres+redis", [*SERVERS, PY, "bench/layer_latency.py", *lines]),
         ("ingest", "any", [PY, "bench/ingest.py", "--rounds", "1" if quick else "3"]),
+        ("pages", "default", [PY, "bench/pages.py", *pages]),
+        ("pages", "postgres", [SERVERS[0], PY, "bench/pages.py", *pages]),
         ("estimate_accuracy", "default", [PY, "bench/estimate_accuracy.py"]),
         ("lost_run_detection", "default", [PY, "bench/lost_run_detection.py", "--kills", "3"]),
     ]

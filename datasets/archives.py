@@ -13,10 +13,10 @@ import stat
 import zipfile
 import zlib
 from collections.abc import Iterator
-from pathlib import Path, PurePosixPath
+from pathlib import PurePosixPath
 
 from datasets.ingest import CAPTION_SUFFIXES, MAX_CAPTION_BYTES, Offered
-from datasets.spool import Spool, read_limited
+from datasets.spool import Spool, Spooled, read_limited
 
 MAX_ZIP_ENTRIES = 20_000
 MAX_COMPRESSION_RATIO = 200  # real images barely compress; more than this is a zip bomb
@@ -81,8 +81,8 @@ def _unreadable(info: zipfile.ZipInfo, exc: BaseException | None = None) -> str:
 
 def _read_entry(
     archive: zipfile.ZipFile, info: zipfile.ZipInfo, spool: Spool, limit: int
-) -> tuple[tuple[Path, int] | None, str]:
-    """Stream one entry into the spool: ((path, size) or None when over `limit`, problem)."""
+) -> tuple[Spooled | None, str]:
+    """Stream one entry into the spool: (Spooled, or None when over `limit`; problem)."""
     if info.flag_bits & _ENCRYPTED or info.compress_type not in _METHODS:
         return None, _unreadable(info)
     try:
@@ -162,4 +162,4 @@ def read_zip(
             elif spooled is None:  # more data than its header said
                 yield Offered(name, refused=f"is over the {limit_mb} MB limit")
             else:
-                yield Offered(name, path=spooled[0], size=spooled[1], caption=caption)
+                yield Offered.spooled(name, spooled, caption=caption)

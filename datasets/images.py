@@ -79,12 +79,16 @@ def _sha256(source: bytes | Path) -> str:
     return digest.hexdigest()
 
 
-def inspect_image(source: bytes | Path, *, max_pixels: int, max_bytes: int) -> ImageInfo:
+def inspect_image(
+    source: bytes | Path, *, max_pixels: int, max_bytes: int, sha256: str = ""
+) -> ImageInfo:
     """Decode an image (its bytes, or a file) completely and describe it.
 
     Raises ImageRejected with a reason. A file is read in chunks and never held whole.
     JPEGs are decoded in draft mode (DCT scaling): every byte of the compressed stream is
     still decoded, so truncated or corrupt files fail, but at 1/8 scale for big photos.
+    `sha256` is the file's hash when the caller took it already (the spool hashes what it
+    writes): then the file is read once, by the decoder.
     """
     if isinstance(source, bytes | bytearray):
         source = bytes(source)
@@ -122,7 +126,7 @@ def inspect_image(source: bytes | Path, *, max_pixels: int, max_bytes: int) -> I
         format=fmt,
         extension=ACCEPTED_FORMATS[fmt],
         size_bytes=size,
-        sha256=_sha256(source),
+        sha256=sha256 or _sha256(source),
         phash=difference_hash(image),
         thumbnail=out.getvalue(),
     )
@@ -164,10 +168,10 @@ def _decode(stream: BinaryIO, *, max_pixels: int) -> tuple[Image.Image, str, tup
 
 
 def inspect_or_reason(
-    source: bytes | Path, *, max_pixels: int, max_bytes: int
+    source: bytes | Path, sha256: str = "", *, max_pixels: int, max_bytes: int
 ) -> ImageInfo | ImageRejected:
     """`inspect_image` for a process pool: a refusal comes back as a value, not a raise."""
     try:
-        return inspect_image(source, max_pixels=max_pixels, max_bytes=max_bytes)
+        return inspect_image(source, max_pixels=max_pixels, max_bytes=max_bytes, sha256=sha256)
     except ImageRejected as exc:
         return exc

@@ -7,23 +7,26 @@ one chunk of a file, never a file, and the image workers get paths, not pickled 
 from __future__ import annotations
 
 import io
+import itertools
 import multiprocessing
 import os
 import re
+from collections import deque
 from collections.abc import Iterable, Iterator
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 
 from datasets.images import ImageInfo, ImageRejected, inspect_or_reason
-from datasets.spool import Spool, read_limited
+from datasets.spool import Spool, Spooled, read_limited
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp"}
 CAPTION_SUFFIXES = (".txt", ".caption")
 # The most of a caption file that is read; a bigger one refuses its image.
 MAX_CAPTION_BYTES = 64 * 1024
-# Files per batch: enough to keep every worker busy, few enough to bound the spool's disk use.
+# Files in flight at once: enough to keep every worker busy, few enough to bound the spool's
+# disk use.
 BATCH_FILES = 16
 # Below these, starting worker processes costs more than it saves.
 POOL_MIN_FILES = 4
@@ -75,12 +78,19 @@ class Offered:
     size: int = 0
     caption: str | None = None
     refused: str = ""  # set when the file was refused before it was checked (e.g. too big)
+    sha256: str = ""  # of the spooled copy, taken as it was written
+
+    @classmethod
+    def spooled(cls, name: str, spooled: Spooled, *, caption: str | None = None) -> Offered:
+        """A file the spool holds."""
+        return cls(name, spooled.path, spooled.size, caption, sha256=spooled.sha256)
 
 
 class Inspector:
-    """Inspects batches of files in order, in `workers` processes once batches are big enough.
+    """Inspects the files of an ingest in order, in `workers` processes once it is big enough,
+    while the caller goes on spooling the next files and storing the checked ones.
 
-    One process pool serves every batch of an ingest; use it as a context manager.
+    One process pool serves the whole ingest; use it as a context manager.
     """
 
     def __init__(self, *, max_pixels: int, max_bytes: int, workers: int | None = None) -> None:
@@ -96,39 +106,61 @@ class Inspector:
         if self._pool is not None:
             self._pool.shutdown(cancel_futures=True)
 
-    def inspect(self, items: list[Offered]) -> list[ImageInfo | ImageRejected]:
-        """ImageInfo for each good file, ImageRejected (with the reason) for each bad one."""
-        todo = [item for item in items if not item.refused]
-        paths = [item.path for item in todo]
-        workers = self._workers
-        if self._pool is None and (
-            workers < 2
-            or len(todo) < POOL_MIN_FILES
-            or sum(item.size for item in todo) < POOL_MIN_BYTES
-        ):
-            results = iter([self._check(path) for path in paths])
-        else:
-            if self._pool is None:
-                # forkserver: never fork a web server's threads or its database connections.
-                context = multiprocessing.get_context("forkserver")
-                # Workers fork from a server that has Pillow imported already.
-                context.set_forkserver_preload(["datasets.images"])
-                self._pool = ProcessPoolExecutor(max_workers=workers, mp_context=context)
-            # Paths, not bytes: a worker reads the file itself, so nothing big is pickled.
-            results = iter(list(self._pool.map(self._check, paths)))
-        return [ImageRejected(item.refused) if item.refused else next(results) for item in items]
+    def stream(
+        self, items: Iterable[Offered], *, window: int = BATCH_FILES
+    ) -> Iterator[tuple[Offered, ImageInfo | ImageRejected]]:
+        """Each item with its ImageInfo, or ImageRejected with the reason, in order.
 
+        1. Items are taken `window` at a time until a group is worth a process pool
+           (POOL_MIN_FILES files and POOL_MIN_BYTES bytes); smaller groups are checked
+           here, one after the other.
+        2. Once the pool runs, each item goes to it as soon as it is taken (taking the next
+           item spools it), and a result is handed back as soon as it is known, while the
+           workers check the items after it. At most `window` items wait at once, which
+           bounds the spool's disk use.
+        """
+        source = iter(items)
+        pending: deque[tuple[Offered, Future | None]] = deque()
+        while self._pool is None:
+            group = list(itertools.islice(source, window))
+            if not group:
+                return
+            if not self._worth_a_pool(group):
+                for item in group:
+                    yield item, self._check_here(item)
+                continue
+            # forkserver: never fork a web server's threads or its database connections.
+            context = multiprocessing.get_context("forkserver")
+            # Workers fork from a server that has Pillow imported already.
+            context.set_forkserver_preload(["datasets.images"])
+            self._pool = ProcessPoolExecutor(max_workers=self._workers, mp_context=context)
+            pending.extend(self._submit(item) for item in group)
+        for item in source:
+            while len(pending) >= window:
+                yield self._result(*pending.popleft())
+            pending.append(self._submit(item))
+        while pending:
+            yield self._result(*pending.popleft())
 
-def batched(items: Iterable[Offered], size: int = BATCH_FILES) -> Iterator[list[Offered]]:
-    """Yield lists of at most `size` items."""
-    batch: list[Offered] = []
-    for item in items:
-        batch.append(item)
-        if len(batch) >= size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
+    def _worth_a_pool(self, group: list[Offered]) -> bool:
+        todo = [item for item in group if not item.refused]
+        return (
+            self._workers >= 2
+            and len(todo) >= POOL_MIN_FILES
+            and sum(item.size for item in todo) >= POOL_MIN_BYTES
+        )
+
+    def _check_here(self, item: Offered) -> ImageInfo | ImageRejected:
+        return ImageRejected(item.refused) if item.refused else self._check(item.path, item.sha256)
+
+    def _submit(self, item: Offered) -> tuple[Offered, Future | None]:
+        # Paths, not bytes: a worker reads the file itself, so nothing big is pickled.
+        future = None if item.refused else self._pool.submit(self._check, item.path, item.sha256)
+        return item, future
+
+    @staticmethod
+    def _result(item: Offered, future: Future | None) -> tuple[Offered, ImageInfo | ImageRejected]:
+        return item, ImageRejected(item.refused) if future is None else future.result()
 
 
 def _too_big(size: int, max_bytes: int) -> str:
@@ -149,7 +181,7 @@ def offered_from_files(
         if spooled is None:
             yield Offered(name, refused=f"is over the {max_bytes // 10**6} MB limit")
         else:
-            yield Offered(name, path=spooled[0], size=spooled[1])
+            yield Offered.spooled(name, spooled)
 
 
 def offered_from_paths(paths: Iterable[Path], spool: Spool, *, max_bytes: int) -> Iterator[Offered]:
@@ -172,7 +204,7 @@ def offered_from_paths(paths: Iterable[Path], spool: Spool, *, max_bytes: int) -
         if spooled is None:
             yield Offered(path.name, refused=f"is over the {max_bytes // 10**6} MB limit")
         else:
-            yield Offered(path.name, path=spooled[0], size=spooled[1], caption=caption)
+            yield Offered.spooled(path.name, spooled, caption=caption)
 
 
 def subset_folder_match(name: str) -> tuple[int, str] | None:

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from sdscripts import vram
 from sdscripts.speed import slowdown, speed_savers
-from training.estimates import about, expected_start
+from training.estimates import about
 from training.timing import Lab, Timing, shape_of
 
 RESOLUTION_STEP = 64
@@ -89,14 +89,13 @@ def other_gpu_size(
     however long it waits."""
     if timing.ready_s is None:
         return None
-    ahead = lab.ahead_of_new(owner)
     sizes = sorted({p.total_mib for p in lab.places if p.total_mib}, reverse=True)
     options = []
     for size in sizes:
         if size == chosen.budget_mib:
             continue
         alt = vram.plan(architecture, requested, size, correction=correction)
-        start = expected_start(lab.places, ahead, alt.estimate_mib) if alt.fits else None
+        start = lab.new_start(owner, alt.estimate_mib) if alt.fits else None
         if start is None:
             continue
         step = lab.step_time(shape_of(architecture, alt.params, start[1].name))

@@ -137,19 +137,53 @@ def _first_free(places: Sequence[Place], free: dict[str, float], need: int | Non
     return min(options, key=lambda p: (free[p.key], p.total_mib or 0, p.key), default=None)
 
 
-def free_after(places: Sequence[Place], ahead: Sequence[Waiting]) -> dict[str, float]:
-    """Seconds until each place is free once the runs ahead have run.
+def _take_in_order(
+    places: Sequence[Place], runs: Sequence[Waiting], free: dict[str, float]
+) -> list[tuple[float, Place] | None]:
+    """Each run, in queue order, takes the place that fits it and frees first (the smaller
+    place on a tie, as dispatch fits best); a run that fits nowhere blocks nothing, as in
+    dispatch. Moves `free` on; returns each run's start and place (None: nowhere)."""
+    fitting: dict[int | None, list[Place]] = {}  # a queue holds few distinct needs
+    starts: list[tuple[float, Place] | None] = []
+    for run in runs:
+        options = fitting.get(run.need_mib)
+        if options is None:
+            options = fitting[run.need_mib] = [p for p in places if _fits(p, run.need_mib)]
+        place = min(options, key=lambda p: (free[p.key], p.total_mib or 0, p.key), default=None)
+        if place is None:
+            starts.append(None)
+            continue
+        starts.append((free[place.key], place))
+        free[place.key] += max(0.0, run.duration_s)
+    return starts
 
-    Each run ahead, in queue order, takes the place that fits it and frees first (the
-    smaller place on a tie, as dispatch fits best). A run ahead that fits nowhere blocks
-    nothing, as in dispatch.
-    """
-    free = {p.key: max(0.0, p.free_in_s) for p in places}
-    for run in ahead:
-        place = _first_free(places, free, run.need_mib)
-        if place is not None:
-            free[place.key] += max(0.0, run.duration_s)
+
+def _free_now(places: Sequence[Place]) -> dict[str, float]:
+    return {p.key: max(0.0, p.free_in_s) for p in places}
+
+
+def free_after(places: Sequence[Place], ahead: Sequence[Waiting]) -> dict[str, float]:
+    """Seconds until each place is free once the runs ahead have run (`_take_in_order`)."""
+    free = _free_now(places)
+    _take_in_order(places, ahead, free)
     return free
+
+
+def starts_in_order(
+    places: Sequence[Place], queue: Sequence[Waiting]
+) -> list[tuple[float, Place] | None]:
+    """`expected_start` of every run of `queue` (in queue order), in one pass: each run's
+    runs ahead are those before it, so the places' free times carry from one to the next."""
+    return _take_in_order(places, queue, _free_now(places))
+
+
+def start_after(
+    places: Sequence[Place], free: dict[str, float], need_mib: int | None
+) -> tuple[float, Place] | None:
+    """When a run needing `need_mib` starts, and where, once the places are free at `free`
+    (from free_after); None when no place can ever take it."""
+    place = _first_free(places, free, need_mib)
+    return None if place is None else (free[place.key], place)
 
 
 def expected_start(
@@ -157,9 +191,7 @@ def expected_start(
 ) -> tuple[float, Place] | None:
     """When a run needing `need_mib` starts, and where (after the runs ahead, `free_after`);
     None when no place can ever take it."""
-    free = free_after(places, ahead)
-    place = _first_free(places, free, need_mib)
-    return None if place is None else (free[place.key], place)
+    return start_after(places, free_after(places, ahead), need_mib)
 
 
 def remaining_s(

@@ -10,6 +10,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import F
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from training.choices import Architecture, ComfyUnloadMode, RunStatus
@@ -41,7 +42,12 @@ def _gb(mib: int) -> str:
 
 
 def gpu_hours_by_owner(now=None) -> dict[int, float]:
-    """GPU-hours each owner used in the last 7 days (runs still on a GPU count up to now)."""
+    """GPU-hours each owner used in the last 7 days (runs still on a GPU count up to now).
+
+    Reads only the runs of the window, through an index (run_usage_window): pages read
+    this on every request, and the runs of a week are bounded by the lab's GPUs, not by
+    how many runs the table holds.
+    """
     now = now or timezone.now()
     return hours_held(TrainingRun.objects.filter(gpu__isnull=False), now - FAIR_SHARE_WINDOW, now)
 
@@ -62,13 +68,33 @@ def queue_order() -> list[TrainingRun]:
     return runs
 
 
+def queued_in_order(*fields: str, usage: dict[int, float] | None = None) -> list[tuple]:
+    """Queued runs in dispatch order as value tuples `(pk, owner_id, priority, *fields)`,
+    for pages that need places in the queue, not 1,000 model instances.
+
+    The database sorts by priority, then age (queued_at, else created_at), then id; a
+    stable sort by priority and the owner's fair share (`usage`, from gpu_hours_by_owner)
+    keeps that order within one share, which is exactly `queue_key`'s order.
+    """
+    usage = gpu_hours_by_owner() if usage is None else usage
+    rows = list(
+        TrainingRun.objects.queued()
+        .order_by("-priority", Coalesce("queued_at", "created_at"), "pk")
+        .values_list("pk", "owner_id", "priority", *fields)
+    )
+    rows.sort(key=lambda row: (-row[2], usage.get(row[1], 0.0)))
+    return rows
+
+
 def queue_positions() -> dict[int, int]:
     """Each queued run's 1-based place in the queue, by run id."""
-    return {run.pk: i for i, run in enumerate(queue_order(), start=1)}
+    return {row[0]: i for i, row in enumerate(queued_in_order(), start=1)}
 
 
 def queue_position(run: TrainingRun) -> int | None:
     """A queued run's place in the queue (1 = next), or None when it is not queued."""
+    if run.status != RunStatus.QUEUED:
+        return None  # no need to read the queue
     return queue_positions().get(run.pk)
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from django.db.models import Q
+
 from sdscripts.architectures import ARCHITECTURES
 from sdscripts.params import OPTIMIZER_MODULES
 from sdscripts.vram import CORRECTION_WINDOW, Correction, estimate_vram, learned_correction, plan
@@ -133,7 +135,11 @@ def vram_correction(architecture: str) -> Correction:
 def hours_held(runs, start: datetime, end: datetime) -> dict[int, float]:
     """Hours each owner's `runs` trained between `start` and `end`: a run counts from its
     start to its end (up to `end` while it still trains), only the part inside the window."""
-    rows = runs.filter(started_at__isnull=False, started_at__lt=end).exclude(finished_at__lte=start)
+    rows = runs.filter(
+        Q(finished_at__gt=start) | Q(finished_at__isnull=True),
+        started_at__isnull=False,
+        started_at__lt=end,
+    ).order_by()  # no order to keep: the run_usage_window index, not a scan by created_at
     hours: dict[int, float] = {}
     for owner_id, started, finished in rows.values_list("owner_id", "started_at", "finished_at"):
         seconds = (min(finished or end, end) - max(started, start)).total_seconds()

@@ -22,7 +22,7 @@ from training import estimates
 from training.choices import ON_GPU, TERMINAL, RunStatus
 from training.estimates import Measured, Place, Shape, StepTime, Waiting
 from training.models import GPU, GPUNode, TrainingRun
-from training.scheduler import gpu_hours_by_owner, queue_key
+from training.scheduler import gpu_hours_by_owner, queued_in_order
 
 HISTORY_LIMIT = 200  # finished runs per architecture read for the speed history
 CPU = "CPU"  # the "GPU model" of a demo run: it trains on its node's CPU
@@ -152,6 +152,41 @@ class Outlook:
     margin: float | None
 
 
+@dataclass(frozen=True)
+class Queued:
+    """A queued run as the estimates need it: its place in the order and what it waits for."""
+
+    pk: int
+    owner_id: int
+    priority: int
+    waiting: Waiting
+
+
+def _queued(usage: dict[int, float]) -> list[Queued]:
+    """The queue in dispatch order (scheduler.queued_in_order), read as values: the memory
+    each run needs and the duration estimated at its submit. Runs submitted before
+    estimates were stored (no duration in their plan) are read whole, in one more query."""
+    rows = queued_in_order(
+        "vram_estimate_mib",
+        "base_model__architecture",
+        "plan__estimate__duration_s",
+        usage=usage,
+    )
+    older = {row[0] for row in rows if not row[5]}
+    durations: dict[int, float] = {}
+    if older:
+        runs = TrainingRun.objects.filter(pk__in=older).select_related("base_model", "dataset")
+        durations = {run.pk: estimated_duration_s(run) for run in runs}
+    queue = []
+    for pk, owner_id, priority, need, architecture, duration in rows:
+        arch = ARCHITECTURES.get(architecture)
+        on_gpu = arch is None or arch.on_gpu
+        duration = float(duration) if duration else durations.get(pk, 0.0)
+        waiting = Waiting((need or 0) if on_gpu else None, duration)
+        queue.append(Queued(pk, owner_id, priority, waiting))
+    return queue
+
+
 class Lab:
     """The queue and the places that train, as they are now."""
 
@@ -179,8 +214,11 @@ class Lab:
             Place(f"cpu:{n.pk}", CPU, None, self._left_s(busy_cpu.get(n.pk)), n.name) for n in nodes
         ]
         self.usage = gpu_hours_by_owner(self.now)
-        queued = TrainingRun.objects.queued().select_related("base_model", "dataset")
-        self.queue = sorted(queued, key=lambda r: queue_key(r, self.usage))
+        self.queue = _queued(self.usage)
+        self._index = {entry.pk: i for i, entry in enumerate(self.queue)}
+        self._starts: list[tuple[float, Place] | None] | None = None
+        self._ahead_new: dict[int, list[Waiting]] = {}  # by owner id
+        self._free_new: dict[int, dict[str, float]] = {}
 
     def history(self, architecture: str) -> list[Measured]:
         if architecture not in self._history:
@@ -207,21 +245,59 @@ class Lab:
         need = (run.vram_estimate_mib or 0) if run.base_model.spec.on_gpu else None
         return Waiting(need, estimated_duration_s(run))
 
-    def ahead_of(self, run: TrainingRun) -> list[TrainingRun]:
-        """The queued runs dispatch takes before `run` (which need not be saved yet)."""
-        key = queue_key(run, self.usage)
-        return [r for r in self.queue if r.pk != run.pk and queue_key(r, self.usage) < key]
+    def ahead_of(self, run: TrainingRun) -> list[Queued]:
+        """The queued runs dispatch takes before `run` (which need not be saved yet): those
+        before it in the queue; for a run not in it, every run of a higher priority or of
+        the same priority and a smaller or equal fair share (they waited longer)."""
+        index = self._index.get(run.pk)
+        if index is not None:
+            return self.queue[:index]
+        key = (-run.priority, self.usage.get(run.owner_id, 0.0))
+        return [e for e in self.queue if (-e.priority, self.usage.get(e.owner_id, 0.0)) <= key]
 
     def ahead_of_new(self, owner) -> list[Waiting]:
         """The queued runs dispatch would take before a run `owner` submits now."""
-        return [self._waiting(r) for r in self.ahead_of(TrainingRun(owner=owner, priority=0))]
+        if owner.pk not in self._ahead_new:
+            ahead = self.ahead_of(TrainingRun(owner=owner, priority=0))
+            self._ahead_new[owner.pk] = [e.waiting for e in ahead]
+        return self._ahead_new[owner.pk]
+
+    def new_start(self, owner, need_mib: int | None) -> tuple[float, Place] | None:
+        """When and where a run `owner` submits now, needing `need_mib`, is expected to
+        start: after the runs ahead of it, walked once per owner whatever the need (the
+        page weighs several GPU sizes)."""
+        if owner.pk not in self._free_new:
+            self._free_new[owner.pk] = estimates.free_after(self.places, self.ahead_of_new(owner))
+        return estimates.start_after(self.places, self._free_new[owner.pk], need_mib)
+
+    def position(self, run: TrainingRun) -> int | None:
+        """A queued run's place in the queue (1 = next), or None when it is not queued:
+        scheduler.queue_position read from this Lab's queue, so a page's places and start
+        times come from one reading."""
+        index = self._index.get(run.pk)
+        return None if index is None else index + 1
+
+    def start(self, run: TrainingRun) -> tuple[float, Place] | None:
+        """When and where a queued run is expected to start (None: no place can take it).
+
+        Every queued run's start comes from one pass over the queue
+        (estimates.starts_in_order), made once per Lab: a page of queued runs costs no
+        more than one of them.
+        """
+        index = self._index.get(run.pk)
+        if index is None:  # left the queue since it was read: place it as a new run would be
+            ahead = [e.waiting for e in self.ahead_of(run)]
+            return estimates.expected_start(self.places, ahead, self._waiting(run).need_mib)
+        if self._starts is None:
+            self._starts = estimates.starts_in_order(self.places, [e.waiting for e in self.queue])
+        return self._starts[index]
 
     def new_run(
         self, owner, architecture: str, params: dict, *, steps: int, need_mib: int | None
     ) -> Timing:
         """The estimate of a run `owner` would submit now with these final parameters."""
         ahead = self.ahead_of_new(owner)
-        start = estimates.expected_start(self.places, ahead, need_mib)
+        start = self.new_start(owner, need_mib)
         gpu_model = start[1].name if start else ("" if need_mib is not None else CPU)
         step = self.step_time(shape_of(architecture, params, gpu_model))
         return Timing(
@@ -248,8 +324,7 @@ class Lab:
         if run.status in ON_GPU:
             ready_in = self._left_s(run)
         elif run.status == RunStatus.QUEUED:
-            ahead = [self._waiting(r) for r in self.ahead_of(run)]
-            start = estimates.expected_start(self.places, ahead, self._waiting(run).need_mib)
+            start = self.start(run)
             starts_in = None if start is None else start[0]
             ready_in = None if starts_in is None else starts_in + estimated
         else:  # draft or waiting for approval: no start to speak of

@@ -7,6 +7,7 @@ import mimetypes
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.paginator import Paginator
 from django.http import FileResponse, Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
@@ -53,15 +54,14 @@ def _gpu_row(gpu: GPU, run: TrainingRun | None, user) -> dict:
 
 def dashboard_context(user) -> dict:
     """Everything the dashboard and the lab board socket render for a user."""
-    positions = scheduler.queue_positions()
     runs = list(
         TrainingRun.objects.filter(owner=user).select_related(
             "base_model", "dataset", "node", "gpu"
         )[:20]
     )
-    lab = Lab()
+    lab = Lab()  # one reading of the queue: places and start times agree
     for run in runs:
-        run.queue_position = positions.get(run.pk)
+        run.queue_position = lab.position(run)
         run.outlook = lab.outlook(run)
     on_gpu = {
         r.gpu_id: r
@@ -80,7 +80,7 @@ def dashboard_context(user) -> dict:
         "runs": runs,
         "datasets": Dataset.objects.filter(owner=user).order_by("-created_at")[:20],
         "nodes": nodes,
-        "queue_length": len(positions),
+        "queue_length": len(lab.queue),
         "running_count": TrainingRun.objects.filter(status__in=ON_GPU).count(),
         "user": user,
     }
@@ -94,18 +94,22 @@ def lab_board(request):
 
 @login_required
 def run_list(request):
-    """The user's runs (staff: every run), newest first."""
+    """The user's runs (staff: every run), newest first, a page at a time."""
     runs = TrainingRun.objects.visible_to(request.user).select_related(
         "owner", "base_model", "dataset", "node", "gpu"
     )
     status = request.GET.get("status", "")
     if status in RunStatus.values:
         runs = runs.filter(status=status)
-    runs = list(runs[:RUNS_PER_PAGE])
-    positions = scheduler.queue_positions()
-    for run in runs:
+    else:
+        status = ""
+    page = Paginator(runs, RUNS_PER_PAGE).get_page(request.GET.get("page"))
+    # The queue is read only for a page that shows a queued run.
+    queued = any(run.status == RunStatus.QUEUED for run in page)
+    positions = scheduler.queue_positions() if queued else {}
+    for run in page:
         run.queue_position = positions.get(run.pk)
-    context = {"runs": runs, "statuses": RunStatus.choices, "status": status}
+    context = {"runs": page, "page": page, "statuses": RunStatus.choices, "status": status}
     return render(request, "training/run_list.html", context)
 
 
@@ -195,15 +199,16 @@ def run_plan(request):
 def run_detail(request, pk: int):
     """Status, timeline, progress, loss chart, live log, samples, files and the exact command."""
     run = get_run_for_user(request, pk)
+    lab = Lab()  # one reading of the queue: the place and the start time agree
     context = {
         "run": run,
         "events": run.events.select_related("actor"),
         "artifacts": run.artifacts.all(),
         "samples": run.samples.all(),
-        "queue_position": scheduler.queue_position(run),
+        "queue_position": lab.position(run),
         "argv_text": command_text(run.argv or []),
         "log_chunks": RunLog.objects.filter(run=run).count(),
-        "outlook": Lab().outlook(run),
+        "outlook": lab.outlook(run),
         "provenance": provenance_of(run),
         "gpu_time": reports.gpu_time_text(run),
         "energy": reports.energy_text(run),

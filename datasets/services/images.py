@@ -19,7 +19,6 @@ from datasets.ingest import (
     IngestReport,
     Inspector,
     Offered,
-    batched,
     offered_from_files,
     offered_from_paths,
     plan_folder,
@@ -112,32 +111,31 @@ def _ingest(
             images = DatasetImage.objects.filter(dataset_id=dataset.pk)
             known = set(images.values_list("sha256", flat=True))
             count = len(known)
-            for batch in batched(offered):
+            # Files are checked while the next ones are spooled and the checked ones stored.
+            for item, result in inspector.stream(offered):
                 try:
-                    for item, result in zip(batch, inspector.inspect(batch)):
-                        name = _display_name(item.name)
-                        if isinstance(result, ImageRejected):
-                            report.rejected.append((name, str(result)))
-                            continue
-                        try:
-                            caption = clean_caption(item.caption or "", max_chars=max_chars)
-                        except CaptionTooLong as exc:
-                            report.rejected.append((name, f"has a caption of {exc}"))
-                            continue
-                        if result.sha256 in known:
-                            report.duplicates.append(name)
-                        elif count >= max_images:
-                            limit = f"would pass the limit of {max_images} images per dataset"
-                            report.rejected.append((name, limit))
-                        else:
-                            image = _store(dataset, name, item, result, caption, written)
-                            known.add(result.sha256)
-                            report.added.append(image.pk)
-                            count += 1
+                    name = _display_name(item.name)
+                    if isinstance(result, ImageRejected):
+                        report.rejected.append((name, str(result)))
+                        continue
+                    try:
+                        caption = clean_caption(item.caption or "", max_chars=max_chars)
+                    except CaptionTooLong as exc:
+                        report.rejected.append((name, f"has a caption of {exc}"))
+                        continue
+                    if result.sha256 in known:
+                        report.duplicates.append(name)
+                    elif count >= max_images:
+                        limit = f"would pass the limit of {max_images} images per dataset"
+                        report.rejected.append((name, limit))
+                    else:
+                        image = _store(dataset, name, item, result, caption, written)
+                        known.add(result.sha256)
+                        report.added.append(image.pk)
+                        count += 1
                 finally:
-                    # A batch's files leave the spool with it: its disk use stays bounded.
-                    for item in batch:
-                        Spool.discard(item.path)
+                    # A file leaves the spool once handled: the spool's disk use stays bounded.
+                    Spool.discard(item.path)
             Dataset.objects.filter(pk=dataset.pk).update(
                 image_count=count, updated_at=timezone.now()
             )

@@ -278,6 +278,55 @@ def test_large_batches_are_inspected_in_worker_processes_in_order(student, monke
     assert stored == [(f"{i}.jpg", 300) for i in range(5)]
 
 
+@pytest.mark.slow
+def test_files_are_checked_while_the_next_are_spooled_and_the_spool_stays_bounded(
+    tmp_path, monkeypatch
+):
+    from datasets import ingest
+    from datasets.ingest import Inspector, Offered
+    from datasets.spool import Spool
+
+    monkeypatch.setattr(ingest, "POOL_MIN_BYTES", 0)
+    images = [make_image_bytes("JPEG", (300, 200), seed=i + 1) for i in range(9)]
+    images[4] = b"not an image"
+    seen = []
+    limits = {"max_pixels": 10**6, "max_bytes": 10**6, "workers": 2}
+    with Spool(tmp_path) as spool, Inspector(**limits) as inspector:
+
+        def offered():
+            for i, data in enumerate(images):
+                seen.append(len(list(spool.root.iterdir())))  # files waiting in the spool
+                yield Offered.spooled(f"{i}.jpg", spool.write(io.BytesIO(data), limit=10**6))
+
+        results = []
+        for item, result in inspector.stream(offered(), window=4):
+            results.append((item.name, getattr(result, "width", None)))
+            Spool.discard(item.path)
+    assert results == [(f"{i}.jpg", None if i == 4 else 300) for i in range(9)]
+    assert inspector._pool is not None  # the workers checked them
+    assert max(seen) <= 4
+
+
+def test_a_stored_images_hash_is_its_files_own(student, tmp_path):
+    import hashlib
+
+    dataset = make_dataset(owner=student)
+    services.add_images(dataset, [("a.png", make_image_bytes("PNG", seed=1))])
+    archive = tmp_path / "b.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr("b.jpg", make_image_bytes("JPEG", seed=2))
+    services.import_zip(dataset, archive)
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    (folder / "c.webp").write_bytes(make_image_bytes("WEBP", seed=3))
+    other, _ = services.import_folder(folder, name="c", owner=student)
+    stored = [*dataset.images.all(), *other.images.all()]
+    assert len(stored) == 3
+    for image in stored:
+        with image.file.open("rb") as f:
+            assert image.sha256 == hashlib.sha256(f.read()).hexdigest()
+
+
 def test_deleting_an_image_someone_deleted_a_moment_ago_changes_nothing(student):
     dataset = make_dataset(owner=student)
     first, second = make_dataset_images(dataset, 2)

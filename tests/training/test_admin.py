@@ -60,6 +60,15 @@ def test_run_change_page_shows_timeline_and_history(staff_client, lab):
 
 
 @pytest.mark.django_db
+def test_run_changelist_checkboxes_are_djangos_own_markup(staff_client, lab):
+    run_admin = admin.site._registry[TrainingRun]
+    ours = run_admin.action_checkbox(lab)
+    assert ours == admin.ModelAdmin.action_checkbox(run_admin, lab)
+    html = staff_client.get(reverse("admin:training_trainingrun_changelist")).content.decode()
+    assert ours in html and 'id="action-toggle"' in html
+
+
+@pytest.mark.django_db
 def test_changelists_do_not_grow_queries_with_rows(
     staff_client, student, django_assert_max_num_queries
 ):

@@ -12,6 +12,7 @@ from training.estimates import (
     expected_start,
     free_after,
     remaining_s,
+    starts_in_order,
     step_time,
 )
 
@@ -93,6 +94,21 @@ def test_demo_runs_use_cpu_places_only_and_nothing_fits_without_one():
 
 def test_a_run_ahead_that_fits_nowhere_blocks_nothing():
     assert expected_start([GPU_24], [Waiting(99999, 1000.0)], 1000) == (0.0, GPU_24)
+
+
+def test_one_pass_gives_every_queued_run_the_start_its_runs_ahead_give_it():
+    queue = [
+        Waiting(20000, 300.0),
+        Waiting(99999, 50.0),  # fits nowhere: no start, blocks nothing
+        Waiting(None, 99.0),
+        Waiting(40000, 700.0),
+        Waiting(20000, 500.0),
+        Waiting(None, 10.0),
+    ]
+    places = [GPU_24, GPU_80, CPU]
+    expected = [expected_start(places, queue[:i], run.need_mib) for i, run in enumerate(queue)]
+    assert starts_in_order(places, queue) == expected
+    assert expected[1] is None and expected[3] == (600.0, GPU_80)
 
 
 def test_remaining_time_comes_from_progress_else_the_estimate():

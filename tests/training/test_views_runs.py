@@ -259,6 +259,25 @@ def test_run_list_shows_only_my_runs_and_staff_sees_all(
     assert mine.pk != theirs.pk
 
 
+def test_run_list_shows_every_run_a_page_at_a_time_keeping_the_filter(student_client, student):
+    model = make_base_model()
+    runs = [make_run(owner=student, base_model=model, name=f"run {i}") for i in range(56)]
+    for run in runs[:3]:
+        transition(run, RunStatus.QUEUED)
+    url = reverse("training:run-list")
+    first = student_client.get(url).content.decode()
+    assert first.count("<tr>") == 1 + 50  # the header and a page of runs, newest first
+    assert "run 55</a>" in first and "run 5</a>" not in first
+    assert "Page 1 of 2" in first and 'href="?page=2"' in first
+    second = student_client.get(url, {"page": 2}).content.decode()
+    assert second.count("<tr>") == 1 + 6 and "run 5</a>" in second and "← Newer" in second
+    assert "#1 in queue" in second  # the oldest runs are the queued ones
+    drafts = student_client.get(url, {"status": "draft"}).content.decode()
+    assert drafts.count("<tr>") == 1 + 50 and 'href="?page=2&amp;status=draft"' in drafts
+    beyond = student_client.get(url, {"page": 99}).content.decode()
+    assert "Page 2 of 2" in beyond  # a page past the end shows the last one
+
+
 def test_sample_prompts_from_the_form_reach_the_run(
     student_client, student, demo_preset, demo_model
 ):

@@ -178,9 +178,24 @@ class TrainingRun(models.Model):
     class Meta:
         ordering = ["-created_at"]
         indexes = [
-            models.Index(fields=["status", "-priority", "created_at"], name="run_queue_order"),
             models.Index(fields=["owner", "-created_at"], name="run_owner_recent"),
+            # Every run, newest first (staff's run list and the admin), one page without sorting
+            # the table.
+            models.Index(fields=["-created_at"], name="run_recent"),
             models.Index(fields=["node", "status"], name="run_node_status"),
+            # Fair share (scheduler.gpu_hours_by_owner) reads the last week's runs from the
+            # index alone, however many runs the table holds.
+            models.Index(
+                fields=["finished_at", "started_at", "owner", "gpu"], name="run_usage_window"
+            ),
+            # The queue in order (scheduler.queued_in_order) from the index alone.
+            models.Index(
+                fields=["status", "priority", "queued_at", "created_at", "owner"],
+                name="run_queue_places",
+            ),
+            # The latest finished runs of a status, newest first, without sorting them all
+            # (the speed history, the memory correction, the admin's estimate accuracy).
+            models.Index(fields=["status", "-finished_at"], name="run_latest_finished"),
         ]
         constraints = [
             # The database itself refuses to give one GPU to two runs.
