@@ -2,9 +2,12 @@
 
 Run: .venv/bin/python bench/lab_week.py [--seed N] [--runs 450] [--json] [--plot FILE.png]
 
-A discrete-event simulation of one week of a lab: 30 students, two nodes with two GPUs each
-(24 GB and 48 GB; 32 GB and 96 GB), runs arriving with a daytime peak (weekdays 9-18 h,
-quieter evenings, nights and weekend). Every run is submitted through the real submit
+A discrete-event simulation of one busy week of a lab: 30 equally busy students (15 runs
+each by default), two nodes with two GPUs each (24 GB and 48 GB; 32 GB and 96 GB), runs
+arriving with a daytime peak (weekdays 9-18 h, quieter evenings, nights and weekend) and
+asking for about as many GPU-hours as the lab has in the week. A run is SD 1.5, SDXL,
+SD 3.5 Medium or Large or FLUX.1 dev at the resolutions, batch sizes and ranks students pick,
+somewhat longer than the registry's suggested length. Every run is submitted through the real submit
 service (the planner: parameters, memory savers for the lab's largest GPU, learned memory
 correction, time estimate) into a throw-away SQLite database; the clock is simulated by
 patching `django.utils.timezone.now`, which every module reads. Runs move through the real
@@ -30,7 +33,9 @@ Columns: `busy_pct` the share of GPU time busy while at least one run waits; `wa
 `wait_p95_h` from queued to started; `oom_runs` runs whose true peak exceeded their GPU;
 `jain` Jain's index over the GPU-hours each student received within the week; `makespan_h`
 from the week's start until the last run ended. Every submit is accepted (the limit of
-unfinished runs per student is lifted), so each policy sees exactly the same arrivals.
+unfinished runs per student is lifted), so each policy sees exactly the same arrivals. The
+line under the table gives what the runs ask for: where every run finishes within the week,
+no policy's Jain can be much above the Jain of what the students asked.
 """
 
 from __future__ import annotations
@@ -119,12 +124,14 @@ def workload(seed: int, runs: int) -> tuple[list[Job], list[int]]:
     from sdscripts.steps import suggest_length
 
     images = [rng.randint(15, 60) for _ in range(STUDENTS)]
-    activity = [rng.lognormvariate(0, 0.3) for _ in range(STUDENTS)]
     bias = {arch: 1 + rng.uniform(-MEM_BIAS, MEM_BIAS) for arch in MIX}
     hours = rng.choices(range(WEEK_H), [_activity(h) for h in range(WEEK_H)], k=runs)
+    # Students are equally busy: each submits as many runs as the others (one more for some
+    # when the runs do not divide), at times of its own.
+    students = [i % STUDENTS for i in range(runs)]
+    rng.shuffle(students)
     jobs = []
-    for hour in sorted(hours):
-        student = rng.choices(range(STUDENTS), activity)[0]
+    for hour, student in zip(sorted(hours), students, strict=True):
         arch = _pick(rng, MIX.items())
         batch = _pick(rng, BATCHES)
         # Students train somewhat past the registry's suggested length, some much longer.
@@ -436,6 +443,22 @@ def figures(week: Week) -> dict:
     }
 
 
+def asked_hours(jobs: list[Job], images: list[int]) -> list[float]:
+    """GPU-hours each student's runs would take at an RTX 4090's speed without memory savers
+    (the workload itself, whatever the policy)."""
+    from sdscripts.speed import prior_step_s
+    from sdscripts.steps import total_steps
+
+    hours = [0.0] * STUDENTS
+    for job in jobs:
+        p = job.params
+        batch = p["train_batch_size"]
+        steps = total_steps(images[job.student], p["num_repeats"], p["max_train_epochs"], batch)
+        step_s = prior_step_s(job.architecture, p["resolution"], batch, ())
+        hours[job.student] += (STARTUP_S + steps * step_s * job.time_factor) / 3600
+    return hours
+
+
 COLUMNS = ("policy", "busy_pct", "wait_p50_h", "wait_p95_h", "oom_runs", "jain", "makespan_h")
 
 
@@ -487,6 +510,12 @@ def main(argv: list[str] | None = None) -> int:
             + ", ".join(f"{g[3]} {g[2] // 1024} GB" for g in GPUS)
         )
         print(table(rows))
+        asked = asked_hours(jobs, images)
+        print(
+            f"asked: {sum(asked):.0f} GPU-hours at an RTX 4090's speed without savers (the "
+            f"GPUs have {len(GPUS) * WEEK_H} in the week); Jain over what each student asked: "
+            f"{jain(asked):.3f}"
+        )
     if opts.plot:
         from bench.lab_week_plot import draw
 
