@@ -194,6 +194,52 @@ def expected_start(
     return start_after(places, free_after(places, ahead), need_mib)
 
 
+# --- where a queued run goes (training.scheduler.dispatch) -------------------------------
+
+# Finishes this close (a share of the earlier one) count as the same: estimates are rough.
+FINISH_TOLERANCE = 0.1
+
+
+@dataclass(frozen=True)
+class Option:
+    """A GPU a queued run could train on: when it could start there (0: free now), how long
+    it would take there with the memory savers that GPU needs, and the room it has."""
+
+    key: int
+    start_s: float
+    duration_s: float
+    room_mib: int
+    order: tuple = ()  # the last tie-break, e.g. (node name, GPU index)
+
+    @property
+    def finish_s(self) -> float:
+        return self.start_s + self.duration_s
+
+
+def choose_option(options: Sequence[Option], tolerance: float = FINISH_TOLERANCE) -> Option | None:
+    """The GPU a run takes now, or the busy one it is better off waiting for.
+
+    1. Of the GPUs free now, those that would finish the run within `tolerance` of the
+       earliest are as good; of them, the one with the least room that holds it (best fit:
+       roomy GPUs stay free for the runs that need them).
+    2. A busy GPU is worth waiting for only when the run would finish there sooner than on
+       any free GPU by more than `tolerance` (block swapping on a small GPU can cost more
+       than waiting for a large one).
+    """
+    free = [o for o in options if o.start_s <= 0]
+    pick = None
+    if free:
+        soonest = min(o.finish_s for o in free)
+        good = [o for o in free if o.finish_s <= soonest * (1 + tolerance)]
+        pick = min(good, key=lambda o: (o.room_mib, o.order))
+    busy = [o for o in options if o.start_s > 0]
+    if busy:
+        wait = min(busy, key=lambda o: (o.finish_s, o.room_mib, o.order))
+        if pick is None or wait.finish_s < soonest * (1 - tolerance):
+            return wait
+    return pick
+
+
 def remaining_s(
     *, step: int, total_steps: int | None, speed: float | None, elapsed_s: float, duration_s: float
 ) -> float:

@@ -88,20 +88,13 @@ class RunPlan:
             "fits": self.vram.fits,
             "estimate_mib": self.vram.estimate_mib,
             "budget_mib": self.vram.budget_mib,
-            "savers": [
-                {
-                    "name": s.name,
-                    "reason": s.reason,
-                    "saved_mib": s.saved_mib,
-                    "plain": s.plain,
-                    "cost": s.cost,
-                }
-                for s in self.vram.savers
-            ],
+            "savers": saver_records(self.vram.savers),
             "message": self.vram.message,
             "correction": self.correction.factor,
             "correction_runs": self.correction.runs,
             "estimate": self.timing.record() if self.timing is not None else None,
+            # Dispatch may plan the memory again for the GPU the run gets (training.placement).
+            "planner": self.request.use_planner,
         }
 
     def job(self, node, *, run_key: str = RUN_KEY_PLACEHOLDER) -> TrainJob:
@@ -118,6 +111,20 @@ class RunPlan:
             run_key=run_key,
             node=node,
         )
+
+
+def saver_records(savers) -> list[dict]:
+    """Memory savers (sdscripts.vram.Saver) as a run's plan stores them."""
+    return [
+        {
+            "name": s.name,
+            "reason": s.reason,
+            "saved_mib": s.saved_mib,
+            "plain": s.plain,
+            "cost": s.cost,
+        }
+        for s in savers
+    ]
 
 
 def _check_access(request: RunRequest) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 
 from django.conf import settings
@@ -14,6 +14,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from training.choices import Architecture, ComfyUnloadMode, RunStatus
+from training.estimates import Option, about, choose_option
 from training.evaluation.placement import (
     dispatch_evaluations,
     evaluations_by_gpu,
@@ -35,6 +36,9 @@ class _Place:
     node: GPUNode | None = None
     gpu: GPU | None = None
     reason: str = ""
+    changes: dict = field(default_factory=dict)  # the run's plan for this GPU, when replanned
+    note: str = ""  # what the assignment's event adds (the savers chosen for this GPU)
+    duration_s: float = 0.0  # its expected time there
 
 
 def _gb(mib: int) -> str:
@@ -112,6 +116,10 @@ class _Board:
     """What dispatch knows about nodes, GPUs and occupancy while it places runs."""
 
     def __init__(self) -> None:
+        # Imported here: training.placement reads training.timing, which imports this module.
+        from training.placement import Fitter
+
+        self.fit = Fitter(timezone.now())
         self.nodes = list(GPUNode.objects.online())
         self.any_nodes = GPUNode.objects.filter(enabled=True).exists()
         self.gpus = list(
@@ -156,16 +164,17 @@ class _Board:
         gpus = [g for g in self.gpus if g.node_id in nodes]
         if not gpus:
             return _Place(reason="no online node has a usable GPU")
-        need = run.vram_estimate_mib or 0
-        big_enough = [g for g in gpus if g.total_mib >= need]
+        plans = {g.pk: self.fit.plan(run, g) for g in gpus}
+        big_enough = [g for g in gpus if plans[g.pk].fits]
         if not big_enough:
             largest = max(gpus, key=lambda g: g.total_mib)
             return _Place(
-                reason=f"no GPU has {_gb(need)}; the largest is {largest.node.name} "
-                f"GPU {largest.index} with {_gb(largest.total_mib)}"
+                reason=f"no GPU has {_gb(plans[largest.pk].estimate_mib)}; the largest is "
+                f"{largest.node.name} GPU {largest.index} with {_gb(largest.total_mib)}"
             )
         free = [g for g in big_enough if g.pk not in self.busy_gpus]
         if not free:
+            need = min(plans[g.pk].estimate_mib for g in big_enough)
             return _Place(reason=f"every GPU with {_gb(need)} is running another run")
         # A node that stops its inference server for training waits for its evaluation.
         stopping = {
@@ -177,20 +186,54 @@ class _Board:
             evaluation = next(iter(stopping.values()))
             return _Place(reason=f"{evaluation} is rendering on {evaluation.node.name}")
         free = [g for g in free if g.pk not in stopping]
-        fits = [g for g in free if self.room(g) >= need]
+        fits = [g for g in free if self.room(g) >= plans[g.pk].estimate_mib]
         if not fits:
             best = max(free, key=self.room)
             return _Place(
-                reason=f"no GPU with {_gb(need)} free; best is {best.node.name} "
-                f"GPU {best.index} with {_gb(self.room(best))}"
+                reason=f"no GPU with {_gb(plans[best.pk].estimate_mib)} free; best is "
+                f"{best.node.name} GPU {best.index} with {_gb(self.room(best))}"
             )
-        # Best fit: keep the roomiest GPUs for the runs that need them.
-        gpu = min(fits, key=lambda g: (self.room(g), g.node.name, g.index))
-        return _Place(node=gpu.node, gpu=gpu)
+        return self._choose(run, fits, big_enough, plans)
+
+    def _choose(self, run: TrainingRun, fits: list[GPU], holding: list[GPU], plans) -> _Place:
+        """The free GPU that finishes `run` soonest (the smallest of those about as soon), or
+        the busy one worth waiting for (training.estimates.choose_option)."""
+        by_id = {g.pk: g for g in holding}
+        durations = {g.pk: self.fit.duration_s(run, g, plans[g.pk]) for g in holding}
+        options = [
+            Option(g.pk, 0.0, durations[g.pk], self.room(g), (g.node.name, g.index)) for g in fits
+        ]
+        for g in holding:
+            if g.pk in self.busy_gpus and (start := self.fit.free_in_s(g)) is not None:
+                options.append(
+                    Option(g.pk, start, durations[g.pk], g.total_mib, (g.node.name, g.index))
+                )
+        choice = choose_option(options)
+        gpu, plan = by_id[choice.key], plans[choice.key]
+        if choice.start_s > 0:
+            self.fit.take(gpu, choice.duration_s)
+            soonest = min(o.finish_s for o in options if o.start_s <= 0)
+            return _Place(
+                reason=f"{gpu.node.name} GPU {gpu.index} should be free in {about(choice.start_s)}"
+                f" and have it ready in {about(choice.finish_s)}, sooner than a GPU free now "
+                f"({about(soonest)})"
+            )
+        place = _Place(node=gpu.node, gpu=gpu, duration_s=choice.duration_s)
+        if self.fit.replans(run):
+            place.changes = {
+                "params": dict(plan.params),
+                "vram_estimate_mib": plan.estimate_mib,
+                "plan": self.fit.record(run, plan, gpu),
+            }
+            if plan.savers:
+                savers = ", ".join(f"{s.name} ({s.cost})" for s in plan.savers)
+                place.note = f" Memory savers for its {_gb(gpu.total_mib)}: {savers}."
+        return place
 
     def take(self, place: _Place) -> None:
         if place.gpu is not None:
             self.busy_gpus.add(place.gpu.pk)
+            self.fit.take(place.gpu, place.duration_s)
         elif place.node is not None:
             self.demo_busy.add(place.node.pk)
 
@@ -216,8 +259,8 @@ def _claim(run: TrainingRun, place: _Place) -> bool:
                 run,
                 RunStatus.ASSIGNED,
                 expect=RunStatus.QUEUED,
-                note=f"Assigned to {where}.",
-                changes={"node": node, "gpu": gpu, "heartbeat_at": timezone.now()},
+                note=f"Assigned to {where}.{place.note}",
+                changes={"node": node, "gpu": gpu, "heartbeat_at": timezone.now(), **place.changes},
             )
             transaction.on_commit(lambda: enqueue_run(run.pk, node.name))
     except (TransitionError, IntegrityError) as exc:
@@ -261,10 +304,28 @@ def dispatch() -> list[int]:
 
     0. Place queued evaluations first (training.evaluation.placement).
     1. Read the online nodes, their enabled GPUs and which GPUs / demo slots are taken.
-    2. Walk the queue in order (priority, fair share, age). A run that does not fit
-       does not block smaller runs behind it (no GPU idles while work that fits waits).
-    3. Claim each place atomically; a lost race just moves on.
-    4. Write each waiting run's reason into its status message (without a history row).
+    2. Walk the queue in order (priority, fair share, age). For each run, on every GPU of
+       a node with its files (training.placement):
+       - memory: a run submitted with the planner is planned again for the GPU's size,
+         with the memory savers that size needs; any run holds a GPU only when its
+         estimate is within 95 % of the GPU's memory (the planner's margin), and a free
+         GPU only when that much of it is free now;
+       - time: its expected finish there: when the GPU frees (now; or its run's remaining
+         time plus the runs that chose to wait for it) plus the run's time there, savers'
+         costs included (block swapping, fp8, checkpointing: sdscripts.vram.SAVERS).
+    3. Choose (training.estimates.choose_option): of the free GPUs, those that would finish
+       it within 10 % of the soonest are as good, and it takes the smallest of them (best
+       fit: roomy GPUs stay free for the runs that need them). A busy GPU that would
+       finish it more than 10 % sooner than any free one is waited for instead: the run
+       keeps its place, and that GPU counts as taken for the runs behind it.
+    4. Backfill: a run that waits (by choice, or because nothing holds it now) never blocks
+       the runs behind it; they take only GPUs free now that it did not choose, so they do
+       not delay it while the estimates hold. A GPU idles while work waits only when no
+       waiting run fits it, or when the runs that fit finish sooner on a busy one.
+    5. Claim each place atomically, writing the savers, estimate and expected time the run
+       got for that GPU (and the savers into its assignment's note); a lost race just
+       moves on.
+    6. Write each waiting run's reason into its status message (without a history row).
     """
     try:
         dispatch_evaluations()  # short GPU work first; its rules with training: placement.py

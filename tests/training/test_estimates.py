@@ -4,11 +4,13 @@ import pytest
 
 from training.estimates import (
     Measured,
+    Option,
     Place,
     Shape,
     Waiting,
     about,
     accuracy,
+    choose_option,
     expected_start,
     free_after,
     remaining_s,
@@ -142,3 +144,32 @@ def test_accuracy_sets_estimates_against_what_runs_took():
     assert result.runs == 3 and result.within_25 == 2
     assert result.median_error == pytest.approx(0.2) and result.bias == pytest.approx(0.1)
     assert accuracy([]) is None
+
+
+def opt(key, start, duration, room):
+    return Option(key, start, duration, room, ("node", key))
+
+
+@pytest.mark.parametrize(
+    "options, chosen",
+    [
+        # Equal times: the GPU with the least room that holds it (best fit).
+        ([opt(1, 0, 3600, 98304), opt(2, 0, 3600, 24576)], 2),
+        # Within 10 % of the soonest: still the smaller one.
+        ([opt(1, 0, 3600, 98304), opt(2, 0, 3900, 24576)], 2),
+        # Savers that cost more than 10 %: the larger, faster GPU.
+        ([opt(1, 0, 3600, 98304), opt(2, 0, 5400, 24576)], 1),
+        # A busy GPU that finishes it clearly sooner is worth waiting for ...
+        ([opt(1, 600, 3600, 98304), opt(2, 0, 5400, 24576)], 1),
+        # ... but not one that finishes it only a little sooner.
+        ([opt(1, 1500, 3600, 98304), opt(2, 0, 5400, 24576)], 2),
+        # Of the busy ones, the soonest finish.
+        ([opt(1, 900, 3600, 98304), opt(3, 300, 3600, 49152), opt(2, 0, 9000, 24576)], 3),
+        # Nothing free: the busy GPU that finishes it first.
+        ([opt(1, 900, 3600, 98304), opt(3, 300, 3600, 49152)], 3),
+        ([], None),
+    ],
+)
+def test_a_run_takes_the_gpu_that_finishes_it_soonest_and_the_smallest_of_equals(options, chosen):
+    choice = choose_option(options)
+    assert (choice.key if choice else None) == chosen

@@ -52,14 +52,14 @@ def test_memory_comfyui_would_give_back_counts_as_free(student):
 def test_waiting_run_says_why_and_best_gpu(student):
     node = make_node(name="node-a")
     make_gpu(node=node, index=1, total_mib=24576, free_mib=20582)
-    run = queued_run(student, need_mib=24000)
+    run = queued_run(student, need_mib=22000)
 
     assert scheduler.dispatch() == []
 
     run.refresh_from_db()
     assert run.status == RunStatus.QUEUED
     assert run.status_message == (
-        "Waiting: no GPU with 23.4 GB free; best is node-a GPU 1 with 20.1 GB."
+        "Waiting: no GPU with 21.5 GB free; best is node-a GPU 1 with 20.1 GB."
     )
     assert scheduler.queue_position(run) == 1
 
