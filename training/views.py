@@ -24,6 +24,17 @@ from training.provenance.exact import provenance_of
 from training.timing import Lab
 
 RUNS_PER_PAGE = 50
+LIST_DEFERRED = (
+    "params",
+    "extra_flags",
+    "plan",
+    "loss_points",
+    "argv",
+    "dataset_config",
+    "sample_prompts",
+    "purpose",
+    "status_message",
+)
 
 
 def get_run_for_user(request, pk: int) -> TrainingRun:
@@ -95,8 +106,12 @@ def lab_board(request):
 @login_required
 def run_list(request):
     """The user's runs (staff: every run), newest first, a page at a time."""
-    runs = TrainingRun.objects.visible_to(request.user).select_related(
-        "owner", "base_model", "dataset", "node", "gpu"
+    # A row shows names, status and progress: the big JSON and text columns (a finished
+    # run's loss curve holds a point per step) are not read for 50 rows a page.
+    runs = (
+        TrainingRun.objects.visible_to(request.user)
+        .select_related("owner", "base_model", "dataset")
+        .defer(*LIST_DEFERRED)
     )
     status = request.GET.get("status", "")
     if status in RunStatus.values:

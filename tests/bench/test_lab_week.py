@@ -5,7 +5,11 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from tests.paths import REPO
+
+pytestmark = pytest.mark.slow  # starts the benchmark as a process
 
 
 def test_lab_week_prints_a_row_per_policy_and_draws_the_plot(tmp_path):
