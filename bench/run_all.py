@@ -35,6 +35,7 @@ def benchmarks(quick: bool) -> list[tuple[str, str, list[str]]]:
         ("pages", "postgres", [SERVERS[0], PY, "bench/pages.py", *pages]),
         ("estimate_accuracy", "default", [PY, "bench/estimate_accuracy.py"]),
         ("lost_run_detection", "default", [PY, "bench/lost_run_detection.py", "--kills", "3"]),
+        ("lab_week", "simulated", [PY, "bench/lab_week.py", *(["--runs", "150"] if quick else [])]),
     ]
 
 
@@ -53,7 +54,7 @@ def main() -> int:
             match = FIGURE.match(line.strip())
             if match:
                 rows.append((name, stack, match["label"], match["p50"], match["p95"]))
-            elif "/s" in line or line.startswith("worker killed"):
+            elif name == "lab_week" or "/s" in line or line.startswith("worker killed"):
                 notes.append(f"{name} ({stack}): {line.strip()}")
     width = max([len(r[2]) for r in rows] + [10])
     print(f"\n{'stack':<15} {'measure':<{width}} {'p50 ms':>8} {'p95 ms':>8}")
