@@ -399,14 +399,6 @@ def simulate(policy: str, jobs: list[Job], lab: Lab, clock: Clock) -> Week:
 # --- figures -------------------------------------------------------------------------------
 
 
-def _quantile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    pos = q * (len(ordered) - 1)
-    lo = math.floor(pos)
-    hi = min(lo + 1, len(ordered) - 1)
-    return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
-
-
 def jain(values: list[float]) -> float:
     """Jain's fairness index: 1 when everyone has the same, 1/n when one has everything."""
     total, squares = sum(values), sum(v * v for v in values)
@@ -427,6 +419,8 @@ def busy_share(week: Week) -> float:
 
 
 def figures(week: Week) -> dict:
+    from sdscripts.vram import quantile
+
     started = [o for o in week.outcomes if o.started_h is not None]
     waits = [o.started_h - o.queued_h for o in started] or [0.0]
     hours = [0.0] * STUDENTS
@@ -436,7 +430,7 @@ def figures(week: Week) -> dict:
         "policy": week.policy,
         "busy_pct": round(100 * busy_share(week), 1),
         "wait_p50_h": round(median(waits), 2),
-        "wait_p95_h": round(_quantile(waits, 0.95), 2),
+        "wait_p95_h": round(quantile(waits, 0.95), 2),
         "oom_runs": sum(o.oom for o in started),
         "jain": round(jain(hours), 3),
         "makespan_h": round(max((o.ended_h for o in started), default=0.0), 1),

@@ -234,7 +234,7 @@ class Correction:
         return self.runs >= CORRECTION_MIN_RUNS
 
 
-def _quantile(values: list[float], q: float) -> float:
+def quantile(values: list[float], q: float) -> float:
     """Linear interpolation between order statistics (numpy's default; R type 7)."""
     ordered = sorted(values)
     pos = q * (len(ordered) - 1)
@@ -257,7 +257,7 @@ def learned_correction(pairs: Iterable[tuple[float, float]]) -> Correction:
     if len(ratios) < CORRECTION_MIN_RUNS:
         return Correction(1.0, len(ratios))
     lo, hi = CORRECTION_BOUNDS
-    factor = min(max(_quantile(ratios, CORRECTION_QUANTILE), lo), hi)
+    factor = min(max(quantile(ratios, CORRECTION_QUANTILE), lo), hi)
     return Correction(round(factor, 3), len(ratios))
 
 

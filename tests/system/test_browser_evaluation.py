@@ -24,6 +24,7 @@ FINISHED_RUN = """
 import os
 from pathlib import Path
 from django.contrib.auth import get_user_model
+from django.db import transaction
 from training.execution.files import LoraCollector
 from training.lifecycle import transition
 from training.models import BaseModel, GPUNode, TrainingRun
@@ -35,8 +36,9 @@ run = TrainingRun.objects.create(
     base_model=BaseModel.objects.get(architecture="sd15"),
     params={"resolution": 64, "sample_steps": 3}, sample_prompts="a sks dog",
 )
-transition(run, "queued")
-transition(run, "assigned", changes={"node": node, "gpu": node.gpus.get(index=0)})
+with transaction.atomic():  # the stack's dispatch must not place it in between
+    transition(run, "queued")
+    transition(run, "assigned", changes={"node": node, "gpu": node.gpus.get(index=0)})
 transition(run, "preparing")
 transition(run, "running", changes={"total_epochs": 2})
 loras = LoraCollector(run, out, "dogs")

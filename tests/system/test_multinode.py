@@ -159,7 +159,10 @@ def test_runs_land_on_nodes_that_fit_and_stream_their_logs_through_daphne(
     runs = {}
     for label, need in (("big", BIG_NEED_MIB), ("small", SMALL_NEED_MIB)):
         run = services.submit_run(student, dataset=dataset, base_model=base, params={})
-        TrainingRun.objects.filter(pk=run.pk).update(vram_estimate_mib=need)
+        # A fixed need: dispatch would plan a planner-made run again for each GPU.
+        TrainingRun.objects.filter(pk=run.pk).update(
+            vram_estimate_mib=need, plan={**run.plan, "planner": False}
+        )
         runs[label] = run
     # Demo runs take no GPU: one demo slot per node, so the two go to different nodes.
     demo_base = make_base_model(architecture="demo", name="demo base")

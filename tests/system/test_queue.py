@@ -149,7 +149,10 @@ def test_two_nodes_each_get_the_runs_that_fit_them(
         run = services.submit_run(
             owner, dataset=make_image_dataset(owner), base_model=base, params={}
         )
-        TrainingRun.objects.filter(pk=run.pk).update(vram_estimate_mib=need)
+        # A fixed need: dispatch would plan a planner-made run again for each GPU.
+        TrainingRun.objects.filter(pk=run.pk).update(
+            vram_estimate_mib=need, plan={**run.plan, "planner": False}
+        )
         runs[need] = run
     for name in nodes:
         # The flood trainer's knob reaches it only as an operator's addition.
