@@ -1,10 +1,12 @@
 """Resume through the runner: the demo trainer as a real subprocess saves its state while it
 runs, a cancelled run is resumed, and the new run goes on from the saved epoch."""
 
+import io
 import threading
 import time
 
 import pytest
+from django.core.management import call_command
 
 from tests.queue_helpers import make_image_dataset, submit_demo
 from training import services
@@ -44,10 +46,9 @@ def wait_for(predicate, what: str, limit: float = 60.0):
     return value
 
 
-def test_a_cancelled_demo_run_resumes_from_its_saved_epoch_and_its_steps_go_on(
-    student, monkeypatch
-):
-    dataset = make_image_dataset(student)
+def cancel_after_a_saved_epoch(student, dataset, monkeypatch):
+    """A demo run cancelled while it trains, once it has stored the state of epoch 1:
+    (the run, its newest state artifact)."""
     monkeypatch.setenv("DEMO_TRAINER_STEP_DELAY", "0.4")  # about 1.6 s an epoch
     first = submit_demo(student, dataset=dataset, params=PARAMS, name="cats")
     worker = threading.Thread(target=runner.execute, args=(first.pk,))
@@ -72,8 +73,16 @@ def test_a_cancelled_demo_run_resumes_from_its_saved_epoch_and_its_steps_go_on(
     ]
     saved = first.artifacts.filter(kind="state").order_by("-epoch").first()
     assert saved.epoch >= 1 and (saved.epoch > 1 or saved == state)
-
     monkeypatch.delenv("DEMO_TRAINER_STEP_DELAY")
+    return first, saved
+
+
+def test_a_cancelled_demo_run_resumes_from_its_saved_epoch_and_its_steps_go_on(
+    student, monkeypatch
+):
+    dataset = make_image_dataset(student)
+    first, saved = cancel_after_a_saved_epoch(student, dataset, monkeypatch)
+
     second = resume_run(first, by=student)
     second.refresh_from_db()
     assert second.status == RunStatus.ASSIGNED, second.status_message
@@ -99,3 +108,34 @@ def test_a_cancelled_demo_run_resumes_from_its_saved_epoch_and_its_steps_go_on(
     assert runner.execute(straight.pk) == RunStatus.SUCCEEDED
     final = second.artifacts.get(kind="final")
     assert final.trainer_sha256 == straight.artifacts.get(kind="final").trainer_sha256
+
+
+def test_resume_wait_follows_the_continuing_run_until_it_succeeds(student, monkeypatch):
+    """`manage.py resume RUN_ID --wait` while a worker (a thread here) trains the new run."""
+    first, saved = cancel_after_a_saved_epoch(student, make_image_dataset(student), monkeypatch)
+
+    def worker():
+        from django.db import connection
+
+        try:
+            resumed = wait_for(
+                lambda: TrainingRun.objects.filter(resumed_from=first, status="assigned").first(),
+                "the resumed run to be assigned",
+            )
+            runner.execute(resumed.pk)
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=worker)
+    thread.start()
+    out, err = io.StringIO(), io.StringIO()
+    try:
+        call_command("resume", str(first.pk), "--wait", stdout=out, stderr=err)
+    finally:
+        thread.join(timeout=120)
+    second = TrainingRun.objects.get(resumed_from=first)
+    assert out.getvalue().strip() == str(second.pk)
+    text = err.getvalue()
+    assert f"Run #{second.pk} resumes run #{first.pk} after epoch {saved.epoch}" in text
+    assert f"Run #{second.pk} succeeded." in text
+    assert (second.status, second.step, second.total_steps) == (RunStatus.SUCCEEDED, 12, 12)
