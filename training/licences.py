@@ -10,6 +10,7 @@ from django.db import transaction
 from django.urls import reverse
 
 from training.models import BaseModel, LicenceAcceptance
+from training.notifications.messages import site_url
 
 
 def licence_sha256(base_model: BaseModel) -> str:
@@ -25,10 +26,10 @@ def needs_acceptance(user, base_model: BaseModel) -> bool:
 
 def licence_refusal(owner, base_model: BaseModel) -> str | None:
     """Why the licence gate refuses `owner`'s run on `base_model` (with the page that
-    lifts it), or None."""
+    lifts it, as a whole address: the refusal reaches commands and the API too), or None."""
     if not needs_acceptance(owner, base_model):
         return None
-    url = reverse("training:licence", args=[base_model.pk])
+    url = site_url(reverse("training:licence", args=[base_model.pk]))
     return (
         f"{base_model.name} may only be trained on after accepting its licence: {owner} has "
         f"not accepted it yet. Read and accept it at {url}"

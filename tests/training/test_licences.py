@@ -33,6 +33,14 @@ def demo_preset(db):
     return Preset.objects.create(name="Licence demo", architecture="demo", values={})
 
 
+SITE = "https://lab.example.org"
+
+
+@pytest.fixture(autouse=True)
+def _site(settings):
+    settings.LORASTUDIO_SITE_URL = SITE
+
+
 def licence_url(model) -> str:
     return reverse("training:licence", args=[model.pk])
 
@@ -52,7 +60,7 @@ def test_a_run_on_a_gated_model_is_refused_with_the_page_that_lifts_it(
     html = response.content.decode()
     assert (
         "FLUX dev (demo) may only be trained on after accepting its licence: alice has not "
-        f"accepted it yet. Read and accept it at {licence_url(gated)}"
+        f"accepted it yet. Read and accept it at {SITE}{licence_url(gated)}"
     ) in html
     assert not TrainingRun.objects.exists()
 
@@ -134,8 +142,12 @@ def test_accepting_needs_the_csrf_token(student, gated):
 def test_train_command_is_refused_until_accepted(student, gated):
     make_trainable_dataset(owner=student, name="dogs")
     args = ["train", "--dataset", "dogs", "--base-model", gated.name, "--set", "resolution=32"]
-    with pytest.raises(CommandError, match="may only be trained on after accepting its licence"):
+    with pytest.raises(
+        CommandError, match="may only be trained on after accepting its licence"
+    ) as refused:
         call_command(*args, stdout=StringIO())
+    # The whole address: a terminal has no page to be relative to.
+    assert f"Read and accept it at {SITE}{licence_url(gated)}" in str(refused.value)
     LicenceAcceptance.objects.create(user=student, base_model=gated, licence_sha256="x")
     call_command(*args, stdout=StringIO())
     assert TrainingRun.objects.filter(owner=student, base_model=gated).count() == 1
