@@ -74,27 +74,16 @@ def resume_run(run: TrainingRun, *, by=None, automatic: bool = False) -> Trainin
     written: by someone who is neither the owner nor staff, for a run that is not failed or
     cancelled, is already being resumed, or saved no state.
     """
-    from training.services import submit_run
+    from training.services import submit_like
 
     if by is not None and not (by.is_staff or by.pk == run.owner_id):
         raise PermissionDenied("Only the run's owner or staff resume it.")
     if refusal := resume_refusal(run):
         raise ValidationError(refusal)
     state = last_state(run)
-    return submit_run(
-        run.owner,
-        dataset=run.dataset,
-        base_model=run.base_model,
-        preset=run.preset,
-        params=dict(run.params),
-        regularization=run.regularization_dataset,
-        extra_flags=tuple(run.extra_flags or ()),
-        use_planner=False,
+    return submit_like(
+        run,
         by=by,
-        name=run.name,
-        sample_prompts=run.sample_prompts,
-        priority=run.priority,
-        evaluate_after=run.evaluate_after,
         resume={
             "resumed_from": run,
             "resume_state": state,

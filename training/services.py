@@ -215,6 +215,13 @@ def rerun(run: TrainingRun, *, by=None, exact: bool = False) -> TrainingRun:
     """
     if by is not None and not (by.is_staff or by.pk == run.owner_id):
         raise PermissionDenied("You can only run your own runs again.")
+    return submit_like(run, by=by, rerun_of=run, exact=exact)
+
+
+def submit_like(run: TrainingRun, *, by=None, **links) -> TrainingRun:
+    """Submit a new run with `run`'s owner, dataset, model, preset, parameters (as they are,
+    without the planner), prompts, priority and evaluation choice; `links` say how the two
+    are related (`rerun_of`/`exact`, or `resume`). Run again and resume both use it."""
     return submit_run(
         run.owner,
         dataset=run.dataset,
@@ -228,9 +235,8 @@ def rerun(run: TrainingRun, *, by=None, exact: bool = False) -> TrainingRun:
         name=run.name,
         sample_prompts=run.sample_prompts,
         priority=run.priority,
-        rerun_of=run,
-        exact=exact,
         evaluate_after=run.evaluate_after,
+        **links,
     )
 
 

@@ -5,7 +5,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from sdscripts.params import ParamError
 from training import services
-from training.follow import follow_run
+from training.management.terminal import follow_until_succeeded, refusal_text
 from training.models import TrainingRun
 from training.provenance.exact import reproduction_note
 
@@ -34,23 +34,18 @@ class Command(BaseCommand):
         run = TrainingRun.objects.filter(pk=opts["run_id"]).first()
         if run is None:
             raise CommandError(f"There is no run #{opts['run_id']}.")
+        how = "exactly again" if opts["exact"] else "again"
         try:
             new = services.rerun(run, by=None, exact=opts["exact"])
         except ParamError as exc:
-            problems = "; ".join(f"{k}: {v}" for k, v in exc.errors.items())
-            raise CommandError(f"Run #{run.pk} cannot run again: {problems}") from None
+            raise CommandError(f"Run #{run.pk} cannot run again: {refusal_text(exc)}") from None
         except (ValidationError, PermissionDenied) as exc:
-            reasons = exc.messages if isinstance(exc, ValidationError) else [str(exc)]
-            how = "exactly again" if opts["exact"] else "again"
-            raise CommandError(f"Run #{run.pk} cannot run {how}: " + " ".join(reasons)) from None
-        how = "exactly again" if opts["exact"] else "again"
+            raise CommandError(f"Run #{run.pk} cannot run {how}: {refusal_text(exc)}") from None
         self.stdout.write(
             self.style.SUCCESS(f"Run #{new.pk} repeats run #{run.pk} {how}; it is {new.status}.")
         )
         if not opts["wait"]:
             return
-        new = follow_run(new.pk, write=self.stdout.write)
-        if new.status != "succeeded":
-            raise CommandError(f"Run #{new.pk} ended {new.status}: {new.status_message}")
+        new = follow_until_succeeded(new.pk, write=self.stdout.write)
         if note := reproduction_note(new):
             self.stdout.write(self.style.SUCCESS(note))

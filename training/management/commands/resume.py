@@ -4,7 +4,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
 from sdscripts.params import ParamError
-from training.follow import follow_run
+from training.management.terminal import follow_until_succeeded, refusal_text
 from training.models import TrainingRun
 from training.resume import resume_run
 
@@ -30,11 +30,9 @@ class Command(BaseCommand):
         try:
             new = resume_run(run, by=None)
         except ParamError as exc:
-            problems = "; ".join(f"{k}: {v}" for k, v in exc.errors.items())
-            raise CommandError(f"Run #{run.pk} cannot be resumed: {problems}") from None
+            raise CommandError(f"Run #{run.pk} cannot be resumed: {refusal_text(exc)}") from None
         except (ValidationError, PermissionDenied) as exc:
-            reasons = exc.messages if isinstance(exc, ValidationError) else [str(exc)]
-            raise CommandError(" ".join(reasons)) from None
+            raise CommandError(refusal_text(exc)) from None
         self.stderr.write(
             f"Run #{new.pk} resumes run #{run.pk} after epoch {new.resume_epoch}; "
             f"it is {new.status}."
@@ -42,7 +40,5 @@ class Command(BaseCommand):
         self.stdout.write(str(new.pk))
         if not opts["wait"]:
             return
-        new = follow_run(new.pk, write=self.stderr.write)
-        if new.status != "succeeded":
-            raise CommandError(f"Run #{new.pk} ended {new.status}: {new.status_message}")
+        new = follow_until_succeeded(new.pk, write=self.stderr.write)
         self.stderr.write(self.style.SUCCESS(f"Run #{new.pk} succeeded."))

@@ -9,16 +9,9 @@ from django.core.management.base import BaseCommand, CommandError
 from datasets.models import Dataset
 from sdscripts.command import build_command, command_text
 from sdscripts.params import ParamError, parse_set_options
+from training.management.terminal import refusal_text
 from training.models import BaseModel, GPUNode, Preset
 from training.planning import RUN_KEY_PLACEHOLDER, RunRequest, plan_run
-
-
-def _errors(exc: ParamError) -> str:
-    return "; ".join(f"{field}: {message}" for field, message in exc.errors.items())
-
-
-def _refusal(exc: ValidationError | PermissionDenied) -> str:
-    return " ".join(exc.messages) if isinstance(exc, ValidationError) else str(exc)
 
 
 class Command(BaseCommand):
@@ -79,11 +72,11 @@ class Command(BaseCommand):
                 return self._dry_run(plan_run(request), as_json=opts["json"])
             return self._submit(request, opts)
         except ParamError as exc:
-            raise CommandError(_errors(exc)) from None
+            raise CommandError(refusal_text(exc)) from None
         except (ValidationError, PermissionDenied) as exc:
             # The plan's refusal (disabled model, another's dataset, no GPU fits): its
             # message, not a traceback; nothing was written.
-            raise CommandError(_refusal(exc)) from None
+            raise CommandError(refusal_text(exc)) from None
 
     def _dataset(self, ref: str) -> Dataset:
         qs = Dataset.objects.filter(pk=int(ref)) if ref.isdigit() else Dataset.objects.none()
