@@ -26,6 +26,7 @@ import uuid
 from collections.abc import Callable
 
 from training.evaluation.workflow import listed_options
+from training.nodes.comfyui import http
 
 HTTP_TIMEOUT_S = 30.0
 POLL_S = 0.25  # /history polls without a websocket
@@ -39,24 +40,6 @@ class InferenceError(Exception):
         super().__init__(message)
         self.reason = reason
         self.message = message
-
-
-def http(
-    url: str, body: dict | None = None, *, timeout: float = HTTP_TIMEOUT_S
-) -> tuple[int, bytes]:
-    """GET (body None) or POST JSON; (status, body) for any HTTP answer. ConnectionError when
-    nothing answers."""
-    data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(url, data=data, method="GET" if body is None else "POST")
-    if data is not None:
-        request.add_header("Content-Type", "application/json")
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            return response.status, response.read()
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read()
-    except (urllib.error.URLError, OSError, ValueError) as exc:
-        raise ConnectionError(f"{url}: {getattr(exc, 'reason', exc)}") from exc
 
 
 def as_json(raw: bytes) -> object:
@@ -325,7 +308,9 @@ class SwarmUI:
         if first.startswith("data:"):
             return base64.b64decode(first.partition(",")[2])
         try:
-            status, raw = http(self.base + "/" + urllib.parse.quote(first.lstrip("/")))
+            status, raw = http(
+                self.base + "/" + urllib.parse.quote(first.lstrip("/")), timeout=HTTP_TIMEOUT_S
+            )
         except ConnectionError as exc:
             raise _down(self.name, self.base, exc) from None
         if status != 200:

@@ -14,17 +14,31 @@ class UIError(RuntimeError):
     """ComfyUI or SwarmUI did not answer as expected."""
 
 
-def _request(url: str, body: dict | None = None, *, timeout: float = TIMEOUT_S) -> bytes:
-    """GET (body None) or POST JSON to url; return the response body."""
+def http(url: str, body: dict | None = None, *, timeout: float = TIMEOUT_S) -> tuple[int, bytes]:
+    """GET (body None) or POST JSON; (status, body) for any HTTP answer. ConnectionError when
+    nothing answers. (The evaluation clients use it too.)"""
     data = None if body is None else json.dumps(body).encode()
     request = urllib.request.Request(url, data=data, method="GET" if body is None else "POST")
     if data is not None:
         request.add_header("Content-Type", "application/json")
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
-            return response.read()
+            return response.status, response.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
     except (urllib.error.URLError, OSError, ValueError) as exc:
-        raise UIError(f"{url}: {exc}") from exc
+        raise ConnectionError(f"{url}: {getattr(exc, 'reason', exc)}") from exc
+
+
+def _request(url: str, body: dict | None = None, *, timeout: float = TIMEOUT_S) -> bytes:
+    """GET (body None) or POST JSON to url; the response body of a success, else UIError."""
+    try:
+        status, raw = http(url, body, timeout=timeout)
+    except ConnectionError as exc:
+        raise UIError(str(exc)) from exc
+    if status >= 400:
+        raise UIError(f"{url}: HTTP Error {status}")
+    return raw
 
 
 def _json(raw: bytes, url: str) -> dict:
