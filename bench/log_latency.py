@@ -68,22 +68,14 @@ def latency(lines: int) -> list[float]:
 
 def drain(lines: int) -> tuple[int, float]:
     """(lines read, seconds) for a flooding trainer through the runner's reading path."""
-    from sdscripts.progress import StreamSplitter
     from training.execution.process import TrainerProcess
 
     start = time.perf_counter()
     flood = [sys.executable, str(ROOT / "tests" / "fake_trainers" / "flood.py")]
     trainer = TrainerProcess(flood, cwd=str(ROOT), command_env={"FAKE_TRAINER_LINES": str(lines)})
-    splitters = {"stdout": StreamSplitter(), "stderr": StreamSplitter()}
     count = 0
     while not trainer.finished():
-        for name, text in trainer.output(timeout=0.1):
-            if text is None:
-                trainer.done(name)
-                pieces = splitters[name].flush()
-            else:
-                pieces = splitters[name].feed(text)
-            count += sum(1 for p in pieces if p.kind == "line")
+        count += sum(1 for _name, p in trainer.pieces(timeout=0.1) if p.kind == "line")
     trainer.wait()
     return count, time.perf_counter() - start
 

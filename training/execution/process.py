@@ -23,6 +23,8 @@ import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 
+from sdscripts.progress import Piece, StreamSplitter
+
 logger = logging.getLogger(__name__)
 
 # --- The trainer's environment ----------------------------------------------------------------
@@ -243,6 +245,7 @@ class TrainerProcess:
         self.pgid = self.proc.pid
         self._out: queue.Queue = queue.Queue()
         self._open = {"stdout", "stderr"}
+        self._splitters = {name: StreamSplitter() for name in self._open}
         for stream, name in ((self.proc.stdout, "stdout"), (self.proc.stderr, "stderr")):
             threading.Thread(target=read_pipe, args=(stream, name, self._out), daemon=True).start()
         self._exited_at: float | None = None
@@ -271,6 +274,19 @@ class TrainerProcess:
     def done(self, name: str) -> None:
         """Note that stream `name` reached its end."""
         self._open.discard(name)
+
+    def pieces(self, timeout: float) -> Iterator[tuple[str, Piece]]:
+        """(stream, piece) for the output that arrives within `timeout`, each stream cut into
+        lines and progress redraws by its own splitter (flushed, and the stream marked done,
+        at its end). The runner and the node probe read trainers so."""
+        for name, text in self.output(timeout):
+            if text is None:
+                self.done(name)
+                pieces = self._splitters[name].flush()
+            else:
+                pieces = self._splitters[name].feed(text)
+            for piece in pieces:
+                yield name, piece
 
     def finished(self) -> bool:
         """Whether to stop reading: both streams ended, or the trainer exited and its

@@ -19,7 +19,6 @@ from django.utils import timezone
 
 from sdscripts.progress import (
     ProgressState,
-    StreamSplitter,
     is_progress_noise,
     parse_epoch,
     parse_progress,
@@ -121,7 +120,6 @@ class Watch:
     def follow(self) -> None:
         """Read the trainer's output until it exits; beat, push progress, honour cancel."""
         trainer = self.trainer
-        splitters = {"stdout": StreamSplitter(), "stderr": StreamSplitter()}
         ticks = [
             Every(FLUSH_S, self.log.flush),
             Every(PROGRESS_FLUSH_S, self.push_progress),
@@ -130,14 +128,8 @@ class Watch:
             Every(VRAM_POLL_S, self.measure_vram),
         ]
         while not trainer.finished():
-            for name, text in trainer.output(timeout=READ_WAIT_S):
-                if text is None:
-                    trainer.done(name)
-                    pieces = splitters[name].flush()
-                else:
-                    pieces = splitters[name].feed(text)
-                for piece in pieces:
-                    self.handle(piece)
+            for _stream, piece in trainer.pieces(timeout=READ_WAIT_S):
+                self.handle(piece)
             now = time.monotonic()
             for tick in ticks:
                 tick(now)

@@ -29,7 +29,7 @@ from sdscripts.engine import (
     probe_params,
 )
 from sdscripts.outcome import TOKENIZER_ADVICE, Outcome, classify_exit
-from sdscripts.progress import StreamSplitter, is_progress_noise
+from sdscripts.progress import is_progress_noise
 from training.execution.process import TrainerProcess
 from training.models import BaseModel, GPUNode
 from training.nodes import nvml
@@ -89,20 +89,13 @@ def _follow(trainer: TrainerProcess, deadline: float) -> tuple[dict[str, list[st
     """Each stream's log lines (progress bars left out) until the trainer ends, and whether
     time ran out. Kept apart: the two pipes interleave in no fixed order, and a traceback is
     on stderr while log lines are on stdout."""
-    splitters = {"stdout": StreamSplitter(), "stderr": StreamSplitter()}
-    lines: dict[str, deque[str]] = {name: deque(maxlen=TAIL_LINES) for name in splitters}
+    lines: dict[str, deque[str]] = {name: deque(maxlen=TAIL_LINES) for name in ("stdout", "stderr")}
     while not trainer.finished():
         if time.monotonic() > deadline:
             return {name: list(kept) for name, kept in lines.items()}, True
-        for name, text in trainer.output(timeout=READ_WAIT_S):
-            if text is None:
-                trainer.done(name)
-                pieces = splitters[name].flush()
-            else:
-                pieces = splitters[name].feed(text)
-            lines[name].extend(
-                p.text for p in pieces if p.kind == "line" and not is_progress_noise(p.text)
-            )
+        for name, piece in trainer.pieces(timeout=READ_WAIT_S):
+            if piece.kind == "line" and not is_progress_noise(piece.text):
+                lines[name].append(piece.text)
     return {name: list(kept) for name, kept in lines.items()}, False
 
 
