@@ -3,28 +3,22 @@ plan, `manage.py train --dry-run` and the runner.
 
 `plan_run` validates a request against the owner's limits, plans its memory against the lab's
 GPU budget and says whether it may be queued; `RunPlan.job` and `job_for_run` build the exact
-trainer job (argv, dataset TOML, sample prompts, image folders) through the same `_job`, so
-what a dry run shows is what the runner writes. Reads only; services write.
+trainer job (argv, dataset TOML, sample prompts, image folders) through the same `build_job`
+(training.trainer_job), so what a dry run shows is what the runner writes. Reads only;
+services write.
 """
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 from typing import Any
 
-from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
 
-from datasets.export import CAPTION_EXTENSION, export_folder
 from datasets.services import lint_dataset
-from lorastudio.safepath import safe_name
 from sdscripts import vram
-from sdscripts.command import Subset, TrainJob, validate_extra_flags
+from sdscripts.command import TrainJob, validate_extra_flags
 from sdscripts.params import PARAMS, bounds, validate_params
-from sdscripts.prompts import clean_prompt
-from sdscripts.prompts import sample_prompts as sample_prompts_of
 from sdscripts.rules import samples_during_training
 from sdscripts.steps import counted, total_steps
 from training import advice
@@ -38,6 +32,7 @@ from training.selectors import (
     vram_correction,
 )
 from training.timing import Lab, Timing
+from training.trainer_job import build_job, datasets_of
 
 # Planning budget when the lab has no GPU registered yet (a 24 GB card).
 DEFAULT_BUDGET_MIB = 24576
@@ -100,10 +95,10 @@ class RunPlan:
     def job(self, node, *, run_key: str = RUN_KEY_PLACEHOLDER) -> TrainJob:
         """The trainer job this plan becomes on `node` (None: no node is online)."""
         r = self.request
-        return _job(
+        return build_job(
             owner=r.owner,
             base_model=r.base_model,
-            datasets=_datasets(r.dataset, r.regularization),
+            datasets=datasets_of(r.dataset, r.regularization),
             params=self.params,
             sample_prompts=self.sample_prompts,
             extra_flags=self.extra_flags,
@@ -301,114 +296,3 @@ def _timing(
         )
     )
     return timing, tuple(o for o in options if o is not None)
-
-
-# --- the trainer job ---------------------------------------------------------------------
-
-
-def output_name(name: str, run_key: str) -> str:
-    """The trainer's `--output_name`: the run's name made safe (lorastudio.safepath), then its
-    number; it never starts with "-", which argparse would read as an option."""
-    return f"{safe_name(name, fallback='lora', max_length=40)}-run{run_key}"
-
-
-def run_work_dir(node, run_key: str) -> Path:
-    """Where a run is prepared on `node`: its own folder under the node's work folder."""
-    root = node.work_dir if node is not None and node.work_dir else settings.LORASTUDIO_WORK_DIR
-    return Path(root) / f"run-{run_key}"
-
-
-def _datasets(dataset, regularization) -> list[tuple[Any, bool]]:
-    return [(d, is_reg) for d, is_reg in ((dataset, False), (regularization, True)) if d]
-
-
-def dataset_dest(work: Path, is_reg: bool) -> Path:
-    """The folder a run's training (or regularisation) images are exported under."""
-    return work / "data" / ("reg" if is_reg else "train")
-
-
-def lora_description(owner, name: str, arch) -> dict[str, str]:
-    """The LoRA file's own title, author and description (sd-scripts' --metadata_* options).
-
-    Only what an exact rerun keeps (the run's name, its owner, the architecture), never the
-    run's number or a time: the demo trainer's file must come out the same byte for byte.
-    The run's number and input hashes are added to the file as lorastudio_* keys.
-    """
-    return {
-        "title": name.strip() or "untitled LoRA",
-        "author": owner.get_username(),
-        "description": f"Trained with LoRA Studio ({arch.label}); its lorastudio_* metadata "
-        "names the run and the hashes of its dataset and base model.",
-    }
-
-
-def _job(
-    *,
-    owner,
-    base_model,
-    datasets: list[tuple[Any, bool]],
-    params: dict,
-    sample_prompts: str,
-    extra_flags: tuple[str, ...],
-    name: str,
-    run_key: str,
-    node,
-) -> TrainJob:
-    arch = base_model.spec
-    work = run_work_dir(node, run_key)
-    # A run's own repeats and trigger word (empty: the dataset's) are its training subset's;
-    # a regularisation subset keeps its dataset's.
-    subsets = tuple(
-        Subset(
-            image_dir=str(export_folder(dataset, dataset_dest(work, is_reg))),
-            num_repeats=(not is_reg and params.get("num_repeats")) or dataset.repeats,
-            class_tokens=(not is_reg and params.get("class_tokens")) or dataset.trigger_word,
-            caption_extension=CAPTION_EXTENSION,
-            is_reg=is_reg,
-        )
-        for dataset, is_reg in datasets
-    )
-    if not arch.on_gpu:
-        python, sdscripts = sys.executable, ""
-    else:
-        python = (node.sdscripts_python if node is not None else "") or "python3"
-        sdscripts = (node.sdscripts_dir if node is not None else "sd-scripts") or ""
-    return TrainJob(
-        architecture=arch.key,
-        model_files=base_model.model_files(node.models_root if node is not None else ""),
-        subsets=subsets,
-        params=dict(params),
-        work_dir=str(work),
-        output_dir=str(work / "output"),
-        output_name=output_name(name, run_key),
-        logging_dir=str(work / "logs"),
-        python=python,
-        sdscripts_dir=sdscripts,
-        sample_prompts=tuple(
-            clean_prompt(p) for p in sample_prompts_of(sample_prompts.splitlines())
-        ),
-        extra_flags=tuple(extra_flags),
-        tokenizer_cache_dir=node.tokenizer_cache_dir if node is not None else "",
-        env=dict(node.trainer_env or {}) if node is not None else {},
-        metadata=lora_description(owner, name, arch),
-    )
-
-
-def job_for_run(run, node) -> TrainJob:
-    """The trainer job of a stored run on `node` (what the runner writes and starts)."""
-    job = _job(
-        owner=run.owner,
-        base_model=run.base_model,
-        datasets=_datasets(run.dataset, run.regularization_dataset),
-        params=run.params,
-        sample_prompts=run.sample_prompts,
-        extra_flags=tuple(run.extra_flags or ()),
-        name=run.name,
-        run_key=str(run.pk),
-        node=node,
-    )
-    if run.resume_state_id is None:
-        return job
-    # The saved state's zip holds one folder of its name; the runner unpacks it there.
-    where = Path(job.work_dir) / "resume" / Path(run.resume_state.file.name).stem
-    return replace(job, resume_dir=str(where), resume_epoch=run.resume_epoch)

@@ -1,6 +1,6 @@
 """Prepare a run's work directory on its node: dataset export, TOML, prompts, argv record.
 
-The job comes from training.planning.job_for_run, the same path `train --dry-run` shows,
+The job comes from training.trainer_job.job_for_run, the same path `train --dry-run` shows,
 so the folders and the command written here are the ones the plan showed.
 """
 
@@ -22,7 +22,7 @@ from sdscripts.command import (
 )
 from training.choices import FailureReason
 from training.execution.errors import RunFailure
-from training.planning import dataset_dest, job_for_run, run_work_dir
+from training.trainer_job import dataset_dest, job_for_run, run_work_dir
 
 
 def prepare(run, node) -> tuple[TrainJob, BuiltCommand]:
