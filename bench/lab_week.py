@@ -43,119 +43,33 @@ from __future__ import annotations
 import argparse
 import heapq
 import json
-import math
 import os
-import random
 import sys
 import tempfile
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
-from statistics import median
 from unittest import mock
+
+# Beside this script (its folder is the first entry of sys.path when it runs).
+from lab_week_figures import Outcome, Week, figures, jain, table
+from lab_week_workload import (
+    GPUS,
+    MIX,
+    START,
+    STARTUP_S,
+    STUDENTS,
+    WEEK_H,
+    Job,
+    asked_hours,
+    workload,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 POLICIES = ("fifo", "count", "lorastudio")
-WEEK_H = 7 * 24
-START = datetime(2026, 3, 2, tzinfo=UTC)  # a Monday, 00:00
-STUDENTS = 30
-# (node, index, MiB, model, speed relative to an RTX 4090)
-GPUS = (
-    ("gpu-a", 0, 24576, "RTX 4090", 1.0),
-    ("gpu-a", 1, 49152, "RTX 6000 Ada", 0.95),
-    ("gpu-b", 0, 32768, "RTX 5090", 1.25),
-    ("gpu-b", 1, 98304, "RTX PRO 6000", 1.3),
-)
-# Share of runs per architecture, and the choices students make for each.
-MIX = {"sd15": 0.2, "sdxl": 0.35, "sd35_medium": 0.1, "sd35_large": 0.1, "flux1_dev": 0.25}
-RESOLUTIONS = {
-    "sd15": ((512, 0.7), (768, 0.3)),
-    "sdxl": ((1024, 1.0),),
-    "sd35_medium": ((768, 0.6), (1024, 0.4)),
-    "sd35_large": ((768, 0.5), (1024, 0.5)),
-    "flux1_dev": ((768, 0.3), (1024, 0.7)),
-}
-BATCHES = ((1, 0.45), (2, 0.4), (4, 0.15))
-RANKS = ((16, 0.3), (32, 0.5), (64, 0.2))
-MEM_BIAS = 0.05  # per architecture, uniform within ±5 %
-MEM_NOISE = 0.03  # per run, normal
-TIME_NOISE = 0.1  # per run, log-normal
-STARTUP_S = 180.0  # loading and caching before the first step (an OOM shows here)
 TICK_S = 600.0  # dispatch also runs this often while runs wait (the node agents' loop)
-
-
-def _pick(rng: random.Random, pairs) -> object:
-    values, weights = zip(*pairs, strict=True)
-    return rng.choices(values, weights)[0]
-
-
-def _activity(hour_of_week: int) -> float:
-    """How busy the lab is in an hour of the week (1 = a weekday afternoon)."""
-    day, hour = divmod(hour_of_week, 24)
-    if 9 <= hour < 18:
-        level = 1.0
-    elif 18 <= hour < 23:
-        level = 0.5
-    elif 7 <= hour < 9:
-        level = 0.3
-    else:
-        level = 0.06
-    return level * (0.35 if day >= 5 else 1.0)
-
-
-@dataclass(frozen=True)
-class Job:
-    """One run a student submits: when, what, and what it will really do."""
-
-    at_s: float
-    student: int
-    architecture: str
-    params: dict
-    mem_factor: float  # true peak / the estimator's figure
-    time_factor: float  # true time / the prior's
-
-
-def workload(seed: int, runs: int) -> tuple[list[Job], list[int]]:
-    """The week's submits in time order, and each student's number of images."""
-    rng = random.Random(seed)
-    from sdscripts.architectures import spec
-    from sdscripts.steps import suggest_length
-
-    images = [rng.randint(15, 60) for _ in range(STUDENTS)]
-    bias = {arch: 1 + rng.uniform(-MEM_BIAS, MEM_BIAS) for arch in MIX}
-    hours = rng.choices(range(WEEK_H), [_activity(h) for h in range(WEEK_H)], k=runs)
-    # Students are equally busy: each submits as many runs as the others (one more for some
-    # when the runs do not divide), at times of its own.
-    students = [i % STUDENTS for i in range(runs)]
-    rng.shuffle(students)
-    jobs = []
-    for hour, student in zip(sorted(hours), students, strict=True):
-        arch = _pick(rng, MIX.items())
-        batch = _pick(rng, BATCHES)
-        # Students train somewhat past the registry's suggested length, some much longer.
-        target = spec(arch).target_steps * rng.lognormvariate(math.log(1.5), 0.35)
-        repeats, epochs = suggest_length(images[student], batch, round(target))
-        params = {
-            "resolution": _pick(rng, RESOLUTIONS[arch]),
-            "train_batch_size": batch,
-            "network_dim": _pick(rng, RANKS),
-            "num_repeats": repeats,
-            "max_train_epochs": epochs,
-        }
-        mem = bias[arch] * (1 + rng.gauss(0, MEM_NOISE))
-        jobs.append(
-            Job(
-                (hour + rng.random()) * 3600,
-                student,
-                arch,
-                params,
-                mem,
-                rng.lognormvariate(0, TIME_NOISE),
-            )
-        )
-    return jobs, images
 
 
 # --- the lab in the database ---------------------------------------------------------------
@@ -245,28 +159,6 @@ def build_lab(images: list[int]) -> Lab:
 
 
 # --- the simulation ------------------------------------------------------------------------
-
-
-@dataclass
-class Outcome:
-    """What happened to one run under one policy."""
-
-    student: int
-    architecture: str
-    queued_h: float
-    started_h: float | None = None
-    ended_h: float | None = None
-    gpu: int | None = None  # index into GPUS
-    oom: bool = False
-
-
-@dataclass
-class Week:
-    """One policy's week: every run's outcome and the queue's length over time."""
-
-    policy: str
-    outcomes: list[Outcome]
-    queue: list[tuple[float, int]] = field(default_factory=list)  # (hour, runs waiting)
 
 
 def _place_baseline(policy: str, waiting: list[int], free: list[int], lab: Lab) -> list:
@@ -396,80 +288,6 @@ def simulate(policy: str, jobs: list[Job], lab: Lab, clock: Clock) -> Week:
     return week
 
 
-# --- figures -------------------------------------------------------------------------------
-
-
-def jain(values: list[float]) -> float:
-    """Jain's fairness index: 1 when everyone has the same, 1/n when one has everything."""
-    total, squares = sum(values), sum(v * v for v in values)
-    return total * total / (len(values) * squares) if squares else 1.0
-
-
-def busy_share(week: Week) -> float:
-    """Share of GPU time busy while at least one run waited (1.0 when nothing ever waited)."""
-    runs = [(o.started_h, o.ended_h) for o in week.outcomes if o.started_h is not None]
-    busy = waited = 0.0
-    for (t0, queued), (t1, _) in zip(week.queue, week.queue[1:], strict=False):
-        if queued and t1 > t0:
-            mid = (t0 + t1) / 2
-            running = sum(1 for s, e in runs if s <= mid < e)
-            busy += (t1 - t0) * running / len(GPUS)
-            waited += t1 - t0
-    return busy / waited if waited else 1.0
-
-
-def figures(week: Week) -> dict:
-    from sdscripts.vram import quantile
-
-    started = [o for o in week.outcomes if o.started_h is not None]
-    waits = [o.started_h - o.queued_h for o in started] or [0.0]
-    hours = [0.0] * STUDENTS
-    for o in started:
-        hours[o.student] += max(0.0, min(o.ended_h, WEEK_H) - min(o.started_h, WEEK_H))
-    return {
-        "policy": week.policy,
-        "busy_pct": round(100 * busy_share(week), 1),
-        "wait_p50_h": round(median(waits), 2),
-        "wait_p95_h": round(quantile(waits, 0.95), 2),
-        "oom_runs": sum(o.oom for o in started),
-        "jain": round(jain(hours), 3),
-        "makespan_h": round(max((o.ended_h for o in started), default=0.0), 1),
-    }
-
-
-def asked_hours(jobs: list[Job], images: list[int]) -> list[float]:
-    """GPU-hours each student's runs would take at an RTX 4090's speed without memory savers
-    (the workload itself, whatever the policy)."""
-    from sdscripts.speed import prior_step_s
-    from sdscripts.steps import total_steps
-
-    hours = [0.0] * STUDENTS
-    for job in jobs:
-        p = job.params
-        batch = p["train_batch_size"]
-        steps = total_steps(images[job.student], p["num_repeats"], p["max_train_epochs"], batch)
-        step_s = prior_step_s(job.architecture, p["resolution"], batch, ())
-        hours[job.student] += (STARTUP_S + steps * step_s * job.time_factor) / 3600
-    return hours
-
-
-COLUMNS = ("policy", "busy_pct", "wait_p50_h", "wait_p95_h", "oom_runs", "jain", "makespan_h")
-
-
-def table(rows: list[dict]) -> str:
-    widths = {c: max(len(c), *(len(str(r[c])) for r in rows)) for c in COLUMNS}
-    lines = [
-        "  ".join(c.rjust(widths[c]) if c != "policy" else c.ljust(widths[c]) for c in COLUMNS)
-    ]
-    for row in rows:
-        cells = [
-            str(row[c]).ljust(widths[c]) if c == "policy" else str(row[c]).rjust(widths[c])
-            for c in COLUMNS
-        ]
-        lines.append("  ".join(cells))
-    return "\n".join(lines)
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seed", type=int, default=0, help="the week's random seed (default 0)")
@@ -511,7 +329,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{jain(asked):.3f}"
         )
     if opts.plot:
-        from bench.lab_week_plot import draw
+        from lab_week_plot import draw
 
         draw(weeks, GPUS, opts.plot)
         if not opts.json:
